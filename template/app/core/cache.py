@@ -1,0 +1,112 @@
+"""A small key-value cache with expiry: Redis when configured, in-process otherwise.
+
+Everything the service keeps outside the database (deny-lists, one-time tokens,
+cached reads) goes through this interface, so the zero-infrastructure
+development mode and a multi-instance production deployment run the same code.
+"""
+
+import time
+from typing import Protocol, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.core.config import Settings
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None: ...
+
+    async def delete(self, *keys: str) -> int: ...
+
+    async def pop(self, key: str) -> str | None:
+        """Return and remove a value atomically (single-use tokens)."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class RedisCache:
+    def __init__(self, client: Redis, prefix: str = "") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def get(self, key: str) -> str | None:
+        # decode_responses=True: the client returns str, which its type hints cannot express.
+        return cast(str | None, await self.client.get(self.prefix + key))
+
+    async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
+        await self.client.set(self.prefix + key, value, ex=ttl_seconds)
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        deleted: int = await self.client.delete(*(self.prefix + key for key in keys))
+        return deleted
+
+    async def pop(self, key: str) -> str | None:
+        return cast(str | None, await self.client.getdel(self.prefix + key))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class MemoryCache:
+    """In-process cache for development and tests without Redis (one process only)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, float | None]] = {}
+
+    def _live(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at is not None and expires_at <= time.monotonic():
+            del self._entries[key]
+            return None
+        return value
+
+    async def get(self, key: str) -> str | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
+        expires_at = time.monotonic() + ttl_seconds if ttl_seconds is not None else None
+        self._entries[key] = (value, expires_at)
+
+    async def delete(self, *keys: str) -> int:
+        return sum(self._entries.pop(key, None) is not None for key in keys)
+
+    async def pop(self, key: str) -> str | None:
+        value = self._live(key)
+        self._entries.pop(key, None)
+        return value
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+def create_cache(settings: Settings) -> Cache:
+    if settings.redis_url is None:
+        return MemoryCache()
+    client = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=2,
+        health_check_interval=30,
+    )
+    return RedisCache(client, prefix=settings.cache_key_prefix)

@@ -1,0 +1,81 @@
+"""Request context middleware (pure ASGI, so it adds no per-request task or copy).
+
+For every HTTP request it:
+- takes a well-formed `X-Request-ID` from the client or makes one, binds it to
+  the logging context and returns it on the response;
+- writes one access-log line with method, path, status and latency;
+- turns an unhandled exception into a 500 in the common error shape, with the
+  request id and without the traceback (which goes to the log instead).
+"""
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.exceptions.handlers import error_body
+
+# Accept a caller's id only if it is short and harmless to log and echo.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_logger = structlog.stdlib.get_logger("app.access")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = self._request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_code = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status_code, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            access_logger.exception("unhandled_exception")
+            if response_started:
+                raise
+            response = JSONResponse(
+                error_body("internal_error", "Internal server error"),
+                status_code=500,
+                headers={"X-Request-ID": request_id},
+            )
+            await response(scope, receive, send)
+        finally:
+            access_logger.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    @staticmethod
+    def _request_id(scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate: str = value.decode("latin-1")
+                if _VALID_REQUEST_ID.match(candidate):
+                    return candidate
+                break
+        return uuid.uuid4().hex

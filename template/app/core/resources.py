@@ -1,0 +1,42 @@
+"""Process-wide resources, opened by the app's lifespan and closed when it ends."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.cache import Cache, create_cache
+from app.core.config import Settings
+from app.core.database import create_engine, create_session_factory
+from app.core.security import PasswordHasher, TokenCodec
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    cache: Cache
+    password_hasher: PasswordHasher
+    tokens: TokenCodec
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    engine = create_engine(settings)
+    cache = create_cache(settings)
+    try:
+        yield Resources(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            cache=cache,
+            password_hasher=PasswordHasher(
+                rounds=settings.bcrypt_rounds, max_concurrency=settings.password_hash_concurrency
+            ),
+            tokens=TokenCodec(settings),
+        )
+    finally:
+        await cache.close()
+        await engine.dispose()

@@ -1,0 +1,124 @@
+"""Password hashing and access tokens.
+
+Passwords: bcrypt, always in a worker thread with bounded concurrency, so a
+burst of logins cannot block or starve the event loop. bcrypt only reads the
+first 72 bytes (and bcrypt 5 refuses longer input), so every password is first
+reduced to a fixed 44-byte string: base64(SHA-256(password)). Long passphrases
+are therefore verified exactly as typed, and no input length can raise.
+
+Access tokens: JWTs signed with HS256 only (the algorithm is pinned on decode,
+so `alg: none` or a switched algorithm is rejected), with `sub`, `jti`, `iat`
+and `exp` required, and issuer/audience checked when configured.
+"""
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import anyio
+import bcrypt
+import jwt
+
+from app.core.config import Settings
+from app.exceptions import UnauthorizedException
+
+JWT_ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "jti", "iat", "exp"]
+
+
+class PasswordHasher:
+    def __init__(self, rounds: int, max_concurrency: int) -> None:
+        self.rounds = rounds
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+
+    @staticmethod
+    def _prehash(password: str) -> bytes:
+        return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+    def _hash_sync(self, password: str) -> str:
+        salt = bcrypt.gensalt(rounds=self.rounds)
+        return bcrypt.hashpw(self._prehash(password), salt).decode("ascii")
+
+    def _verify_sync(self, password: str, hashed: str) -> bool:
+        try:
+            return bcrypt.checkpw(self._prehash(password), hashed.encode("ascii"))
+        except ValueError:  # a malformed stored hash never authenticates
+            return False
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self._hash_sync, password, limiter=self._limiter)
+
+    async def verify(self, password: str, hashed: str) -> bool:
+        return await anyio.to_thread.run_sync(
+            self._verify_sync, password, hashed, limiter=self._limiter
+        )
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the same time as a real check, so unknown accounts are not revealed by timing."""
+        await self.verify(password, _dummy_hash(self.rounds))
+
+
+@cache
+def _dummy_hash(rounds: int) -> str:
+    return bcrypt.hashpw(b"dummy-password-for-timing", bcrypt.gensalt(rounds=rounds)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    token: str
+    jti: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class TokenCodec:
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.secret_key.get_secret_value()
+        self._lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+
+    def issue(self, subject: str) -> AccessToken:
+        now = datetime.now(UTC)
+        expires_at = now + self._lifetime
+        jti = uuid.uuid4().hex
+        claims: dict[str, object] = {"sub": subject, "jti": jti, "iat": now, "exp": expires_at}
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        token = jwt.encode(claims, self._key, algorithm=JWT_ALGORITHM)
+        return AccessToken(token=token, jti=jti, expires_at=expires_at)
+
+    def decode(self, token: str) -> TokenClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[JWT_ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise UnauthorizedException("Access token has expired") from error
+        except jwt.PyJWTError as error:
+            raise UnauthorizedException("Invalid access token") from error
+        return TokenClaims(
+            subject=str(claims["sub"]),
+            jti=str(claims["jti"]),
+            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )

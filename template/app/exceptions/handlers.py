@@ -1,0 +1,62 @@
+"""Exception handlers: one JSON error shape for every failure.
+
+Unexpected exceptions are answered by the request middleware
+(`app.core.middleware`), which logs the traceback and returns a 500 in this
+same shape with the request id and nothing about the internals.
+"""
+
+from http import HTTPStatus
+from typing import Any, cast
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.exceptions import AppException
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {
+        "error": {"code": code, "message": message, "details": details, "request_id": request_id}
+    }
+
+
+async def handle_app_exception(_: Request, exc: Exception) -> JSONResponse:
+    app_exc = cast(AppException, exc)  # registered for AppException only
+    return JSONResponse(
+        error_body(app_exc.code, app_exc.message, jsonable_encoder(app_exc.details)),
+        status_code=app_exc.status_code,
+        headers=app_exc.headers,
+    )
+
+
+async def handle_request_validation(_: Request, exc: Exception) -> JSONResponse:
+    errors = cast(RequestValidationError, exc).errors()
+    details = [
+        {"loc": list(error["loc"]), "message": error["msg"], "type": error["type"]}
+        for error in errors
+    ]
+    return JSONResponse(
+        error_body("request_validation_error", "The request is invalid", details),
+        status_code=422,
+    )
+
+
+async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    http_exc = cast(StarletteHTTPException, exc)
+    phrase = HTTPStatus(http_exc.status_code).phrase
+    code = phrase.lower().replace(" ", "_").replace("-", "_")
+    message = http_exc.detail if isinstance(http_exc.detail, str) else phrase
+    return JSONResponse(
+        error_body(code, message), status_code=http_exc.status_code, headers=http_exc.headers
+    )
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppException, handle_app_exception)
+    app.add_exception_handler(RequestValidationError, handle_request_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)

@@ -1,0 +1,7 @@
+"""ORM models. Importing this package registers every table on `Base.metadata`."""
+
+from app.models.article import Article, ArticleStatus
+from app.models.base import Base, BaseModel
+from app.models.user import User
+
+__all__ = ["Article", "ArticleStatus", "Base", "BaseModel", "User"]

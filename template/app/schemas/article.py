@@ -1,0 +1,49 @@
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.models.article import ArticleStatus
+
+
+class ArticleBase(BaseModel):
+    title: str = Field(min_length=1, max_length=255)
+    content: str | None = Field(default=None, max_length=100_000)
+
+
+class ArticleCreate(ArticleBase):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArticleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=255)
+    content: str | None = Field(default=None, max_length=100_000)
+
+    @field_validator("title")
+    @classmethod
+    def title_not_null(cls, title: str | None) -> str | None:
+        # Omitting the title keeps it; sending null would try to erase a required column.
+        if title is None:
+            raise ValueError("title cannot be null; omit it to keep the current title")
+        return title
+
+
+class AuthorSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    full_name: str | None
+
+
+class ArticleResponse(ArticleBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: ArticleStatus
+    published_at: datetime | None
+    author_id: uuid.UUID
+    author: AuthorSummary
+    created_at: datetime
+    updated_at: datetime
