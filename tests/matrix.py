@@ -1,0 +1,49 @@
+"""The variant matrix, derived from copier.yml so a new answer is tested the day it is added."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+COPIER_YML = Path(__file__).resolve().parent.parent / "copier.yml"
+# Questions with choices that change which code is rendered. Other questions with
+# choices (the Python version) are covered separately on the default variant.
+NON_TOGGLE_QUESTIONS = frozenset({"python_version"})
+
+
+def questions() -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load(COPIER_YML.read_text())
+    return {name: spec for name, spec in config.items() if not name.startswith("_")}
+
+
+def choice_values(spec: dict[str, Any]) -> list[Any]:
+    choices = spec.get("choices") or []
+    return list(choices.values()) if isinstance(choices, dict) else list(choices)
+
+
+def toggles() -> dict[str, list[Any]]:
+    return {
+        name: choice_values(spec)
+        for name, spec in questions().items()
+        if spec.get("choices") and name not in NON_TOGGLE_QUESTIONS
+    }
+
+
+def defaults() -> dict[str, Any]:
+    return {name: spec["default"] for name, spec in toggles_specs().items()}
+
+
+def toggles_specs() -> dict[str, dict[str, Any]]:
+    return {name: questions()[name] for name in toggles()}
+
+
+def all_variants() -> list[dict[str, Any]]:
+    """Every combination of every toggle's choices."""
+    names = sorted(toggles())
+    return [
+        dict(zip(names, combination, strict=True))
+        for combination in itertools.product(*(toggles()[name] for name in names))
+    ]

@@ -1,0 +1,104 @@
+"""Rendering the template and running a rendered service's own checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import copier
+
+BIN_DIR = Path(sys.executable).parent
+DEFAULT_TIMEOUT = 600
+
+
+@dataclass
+class SuiteRun:
+    variant: str
+    step: str
+    ok: bool
+    seconds: float
+    backend: str = ""
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Template Tests",
+        "GIT_AUTHOR_EMAIL": "tests@example.com",
+        "GIT_COMMITTER_NAME": "Template Tests",
+        "GIT_COMMITTER_EMAIL": "tests@example.com",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def variant_name(answers: dict[str, Any]) -> str:
+    return "-".join(str(value) for _, value in sorted(answers.items())) or "defaults"
+
+
+def render(
+    template: Path, destination: Path, answers: dict[str, Any] | None = None, **options: Any
+) -> Path:
+    copier.run_copy(
+        str(template),
+        destination,
+        data=answers or {},
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        vcs_ref="HEAD",
+        **options,
+    )
+    return destination
+
+
+def run_in_service(
+    project: Path,
+    command: list[str],
+    *,
+    variant: str,
+    step: str,
+    env: dict[str, str | None] | None = None,
+    backend: str = "",
+    runs: list[SuiteRun] | None = None,
+    timeout: int = DEFAULT_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a rendered project; fail with its own output, naming the variant."""
+    full_env = {**os.environ, "PYTHONPATH": str(project)}
+    full_env.pop("VIRTUAL_ENV", None)
+    for name, value in (env or {}).items():  # None unsets a variable
+        if value is None:
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
+    started = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=project,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if runs is not None:
+        runs.append(SuiteRun(variant, step, result.returncode == 0, elapsed, backend))
+    if result.returncode != 0:
+        raise AssertionError(
+            f"[{variant}] {step} failed (exit {result.returncode}) in {project}\n"
+            f"$ {' '.join(command)}\n--- stdout ---\n{result.stdout[-12000:]}\n"
+            f"--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def tool(name: str) -> str:
+    return str(BIN_DIR / name)
