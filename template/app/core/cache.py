@@ -100,7 +100,7 @@ class MemoryCache:
 
 
 def create_cache(settings: Settings) -> Cache:
-    if settings.redis_url is None:
+    if not settings.redis_url:
         return MemoryCache()
     client = Redis.from_url(
         settings.redis_url,

@@ -41,6 +41,9 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         self, db: AsyncSession, article_id: uuid.UUID, data: ArticleUpdate, user: User
     ) -> Article:
         article = await self._get_own(db, article_id, user)
+        clears_content = "content" in data.model_fields_set and not (data.content or "").strip()
+        if article.status is ArticleStatus.PUBLISHED and clears_content:
+            raise ValidationException("A published article must keep its content")
         return await self.update(db, article, data)
 
     async def delete_own(self, db: AsyncSession, article_id: uuid.UUID, user: User) -> None:

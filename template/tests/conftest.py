@@ -1,0 +1,148 @@
+"""Shared fixtures: one app per session, a clean database and cache for every test.
+
+Backends are chosen by environment variables:
+
+- default (nothing set): a SQLite file in a temporary directory and the in-process
+  `MemoryCache`; needs no running service.
+- `TEST_DATABASE_URL` (e.g. `postgresql+asyncpg://postgres@127.0.0.1:5432/test`): the
+  server to use. A fresh database `test_<slug>_<random>` is created on it for the session
+  and dropped (WITH (FORCE)) at the end; the database named in the URL is only used to
+  connect for CREATE/DROP DATABASE.
+- `TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379/0`): a real Redis. Every run uses its
+  own key prefix `test:<uuid>:`, and after each test only keys with that prefix are
+  deleted (the server may be shared, so never FLUSHDB).
+
+The header of the pytest report says which backends ran. Tables are created once with
+`Base.metadata.create_all`; after each test that used the app, every row is deleted and
+the cache emptied, so tests do not depend on their order.
+"""
+
+import os
+import re
+import tomllib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import cast
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.core.cache import Cache, MemoryCache, RedisCache
+from app.core.config import Settings
+from app.core.resources import Resources
+from app.main import create_app
+from app.models import Base
+from tests.helpers import build_settings, login, register_user, unique_email
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_server_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL") or None
+
+
+def _redis_url() -> str | None:
+    return os.environ.get("TEST_REDIS_URL") or None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server_url = _database_server_url()
+    database = make_url(server_url).get_backend_name() if server_url else "sqlite"
+    cache = "redis" if _redis_url() else "memory"
+    return f"backends: database={database} cache={cache}"
+
+
+def _test_database_name() -> str:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["name"]
+    slug = re.sub(r"[^a-z0-9]+", "_", project.lower()).strip("_")[:30]
+    return f"test_{slug}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    server_url = _database_server_url()
+    if server_url is None:
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    name = _test_database_name()
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield (make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return build_settings(
+        database_url=database_url,
+        redis_url=_redis_url(),
+        cache_key_prefix=f"test:{uuid.uuid4().hex}:",
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application with its lifespan running and the schema created."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        resources = cast(Resources, application.state.resources)
+        async with resources.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        yield application
+
+
+async def _clear_cache(cache: Cache) -> None:
+    if isinstance(cache, RedisCache):
+        keys = [key async for key in cache.client.scan_iter(match=f"{cache.prefix}*", count=500)]
+        if keys:
+            await cache.client.delete(*keys)
+    elif isinstance(cache, MemoryCache):
+        cache._entries.clear()
+
+
+@pytest.fixture
+async def resources(app: FastAPI) -> AsyncIterator[Resources]:
+    """The app's resources; every row and cache key is removed after the test."""
+    app_resources = cast(Resources, app.state.resources)
+    yield app_resources
+    async with app_resources.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
+    await _clear_cache(app_resources.cache)
+
+
+@pytest.fixture
+async def db_session(resources: Resources) -> AsyncIterator[AsyncSession]:
+    async with resources.session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+async def client(app: FastAPI, resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http_client:
+        yield http_client
+
+
+@pytest.fixture
+async def auth_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """Bearer headers of a freshly registered user."""
+    user = await register_user(client, email=unique_email("author"))
+    return await login(client, user["email"])
+
+
+@pytest.fixture
+async def other_auth_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """Bearer headers of a second, unrelated user (for ownership checks)."""
+    user = await register_user(client, email=unique_email("other"))
+    return await login(client, user["email"])

@@ -1,0 +1,89 @@
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.main import create_app
+from tests.helpers import API, build_settings, error_of
+
+HEX_32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+async def test_request_validation_error_has_the_common_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(f"{API}/auth/register", json={"email": "not-an-email"})
+
+    error = error_of(response, 422, "request_validation_error")
+    assert isinstance(error["details"], list)
+    locations = {tuple(detail["loc"]) for detail in error["details"]}
+    assert locations == {("body", "email"), ("body", "password")}
+    for detail in error["details"]:
+        assert set(detail) == {"loc", "message", "type"}
+
+
+async def test_malformed_json_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{API}/auth/login",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+
+    error_of(response, 422, "request_validation_error")
+
+
+async def test_unknown_route_is_404_with_the_common_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(f"{API}/does-not-exist")
+
+    error = error_of(response, 404, "not_found")
+    assert error["details"] is None
+
+
+async def test_wrong_method_is_405_with_the_common_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.delete("/health/live")
+
+    error_of(response, 405, "method_not_allowed")
+
+
+async def test_a_valid_client_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{API}/does-not-exist", headers={"X-Request-ID": "trace-42.a:b"})
+
+    assert response.headers["X-Request-ID"] == "trace-42.a:b"
+    assert response.json()["error"]["request_id"] == "trace-42.a:b"
+
+
+@pytest.mark.parametrize("sent", [None, "has spaces", "x" * 129, "bad<id>"])
+async def test_a_request_id_is_generated_when_absent_or_invalid(
+    client: httpx.AsyncClient, sent: str | None
+) -> None:
+    headers = {"X-Request-ID": sent} if sent is not None else {}
+
+    response = await client.get("/health/live", headers=headers)
+
+    assert response.status_code == 200
+    assert HEX_32.match(response.headers["X-Request-ID"])
+
+
+async def test_unhandled_exception_is_a_500_without_internals(tmp_path: Path) -> None:
+    settings = build_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'boom.db'}")
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom", headers={"X-Request-ID": "boom-1"})
+
+    error = error_of(response, 500, "internal_error")
+    assert error["request_id"] == "boom-1"
+    assert error["message"] == "Internal server error"
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text
+    assert "RuntimeError" not in response.text

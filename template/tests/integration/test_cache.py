@@ -1,0 +1,53 @@
+"""The cache the app actually uses: Redis with TEST_REDIS_URL, the in-process one otherwise."""
+
+from app.core.cache import MemoryCache, RedisCache
+from app.core.resources import Resources
+
+
+async def test_the_configured_cache_backend_is_used(resources: Resources) -> None:
+    expected = RedisCache if resources.settings.redis_url else MemoryCache
+
+    assert isinstance(resources.cache, expected)
+    assert await resources.cache.ping()
+
+
+async def test_set_get_and_overwrite(resources: Resources) -> None:
+    cache = resources.cache
+    await cache.set("greeting", "hello")
+    await cache.set("greeting", "héllo wörld")
+
+    assert await cache.get("greeting") == "héllo wörld"
+    assert await cache.get("missing") is None
+
+
+async def test_pop_is_single_use(resources: Resources) -> None:
+    cache = resources.cache
+    await cache.set("one-time", "token", ttl_seconds=60)
+
+    assert await cache.pop("one-time") == "token"
+    assert await cache.pop("one-time") is None
+    assert await cache.get("one-time") is None
+
+
+async def test_delete_returns_how_many_keys_existed(resources: Resources) -> None:
+    cache = resources.cache
+    await cache.set("a", "1")
+    await cache.set("b", "2", ttl_seconds=60)
+
+    assert await cache.delete("a", "b", "missing") == 2
+    assert await cache.delete() == 0
+    assert await cache.get("a") is None
+
+
+async def test_keys_are_isolated_under_the_run_prefix(resources: Resources) -> None:
+    cache = resources.cache
+    await cache.set("scoped", "value", ttl_seconds=60)
+
+    if isinstance(cache, RedisCache):
+        prefix = resources.settings.cache_key_prefix
+        assert cache.prefix == prefix
+        assert await cache.client.get(prefix + "scoped") == "value"
+        assert 0 < await cache.client.ttl(prefix + "scoped") <= 60
+        assert await cache.client.exists("scoped") == 0
+    else:
+        assert await cache.get("scoped") == "value"

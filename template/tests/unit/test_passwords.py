@@ -1,0 +1,53 @@
+import pytest
+
+from app.core.security import PasswordHasher
+
+
+@pytest.fixture
+def hasher() -> PasswordHasher:
+    return PasswordHasher(rounds=4, max_concurrency=2)
+
+
+async def test_hash_then_verify_roundtrip(hasher: PasswordHasher) -> None:
+    hashed = await hasher.hash("s3cret-password")
+
+    assert hashed != "s3cret-password"
+    assert hashed.startswith("$2b$04$")
+    assert await hasher.verify("s3cret-password", hashed)
+
+
+async def test_wrong_password_does_not_verify(hasher: PasswordHasher) -> None:
+    hashed = await hasher.hash("s3cret-password")
+
+    assert not await hasher.verify("s3cret-passwore", hashed)
+    assert not await hasher.verify("", hashed)
+
+
+async def test_same_password_hashes_differently_each_time(
+    hasher: PasswordHasher,
+) -> None:
+    assert await hasher.hash("same-password") != await hasher.hash("same-password")
+
+
+async def test_long_multibyte_passphrase_is_verified_exactly(
+    hasher: PasswordHasher,
+) -> None:
+    # 100 characters, 200 UTF-8 bytes: far past bcrypt's 72-byte limit.
+    passphrase = "é" * 100
+    hashed = await hasher.hash(passphrase)
+
+    assert await hasher.verify(passphrase, hashed)
+    # A change after byte 72 must still be detected (raw bcrypt would ignore it).
+    assert not await hasher.verify("é" * 99 + "e", hashed)
+    assert not await hasher.verify("é" * 99, hashed)
+
+
+@pytest.mark.parametrize("stored", ["not-a-bcrypt-hash", "", "$2b$04$tooshort", "hé$2b$"])
+async def test_malformed_stored_hash_never_verifies(hasher: PasswordHasher, stored: str) -> None:
+    assert await hasher.verify("any-password", stored) is False
+
+
+async def test_dummy_verification_completes_without_error(
+    hasher: PasswordHasher,
+) -> None:
+    await hasher.verify_dummy("any-password")  # an unknown account: no exception, no result
