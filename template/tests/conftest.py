@@ -22,6 +22,7 @@ import re
 import tomllib
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import cast
 
@@ -37,7 +38,7 @@ from app.core.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
-from tests.helpers import build_settings, login, register_user, unique_email
+from tests.helpers import AppFactory, build_settings, login, register_user, unique_email
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,6 +133,21 @@ async def client(app: FastAPI, resources: Resources) -> AsyncIterator[httpx.Asyn
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http_client:
         yield http_client
+
+
+@pytest.fixture
+def app_factory(settings: Settings, resources: Resources) -> AppFactory:
+    """Start more instances of the app on the same database and cache (scale-out tests)."""
+
+    @asynccontextmanager
+    async def open_instance() -> AsyncIterator[httpx.AsyncClient]:
+        instance = create_app(settings)
+        async with instance.router.lifespan_context(instance):
+            transport = httpx.ASGITransport(app=instance)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield client
+
+    return open_instance
 
 
 @pytest.fixture

@@ -17,6 +17,10 @@ from app.core.config import Settings
 class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
 
+    async def get_many(self, *keys: str) -> list[str | None]:
+        """Several values in one round trip."""
+        ...
+
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None: ...
 
     async def delete(self, *keys: str) -> int: ...
@@ -38,6 +42,10 @@ class RedisCache:
     async def get(self, key: str) -> str | None:
         # decode_responses=True: the client returns str, which its type hints cannot express.
         return cast(str | None, await self.client.get(self.prefix + key))
+
+    async def get_many(self, *keys: str) -> list[str | None]:
+        values = await self.client.mget([self.prefix + key for key in keys])
+        return cast(list[str | None], values)
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         await self.client.set(self.prefix + key, value, ex=ttl_seconds)
@@ -79,6 +87,9 @@ class MemoryCache:
 
     async def get(self, key: str) -> str | None:
         return self._live(key)
+
+    async def get_many(self, *keys: str) -> list[str | None]:
+        return [self._live(key) for key in keys]
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         expires_at = time.monotonic() + ttl_seconds if ttl_seconds is not None else None

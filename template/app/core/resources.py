@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.cache import Cache, create_cache
 from app.core.config import Settings
 from app.core.database import create_engine, create_session_factory
+from app.core.rate_limit import RateLimiter, create_rate_limiter
 from app.core.security import PasswordHasher, TokenCodec
 
 
@@ -18,6 +19,7 @@ class Resources:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     cache: Cache
+    rate_limiter: RateLimiter
     password_hasher: PasswordHasher
     tokens: TokenCodec
 
@@ -32,6 +34,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             engine=engine,
             session_factory=create_session_factory(engine),
             cache=cache,
+            rate_limiter=create_rate_limiter(settings),
             password_hasher=PasswordHasher(
                 rounds=settings.bcrypt_rounds, max_concurrency=settings.password_hash_concurrency
             ),

@@ -26,7 +26,8 @@ from app.core.config import Settings
 from app.exceptions import UnauthorizedException
 
 JWT_ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["sub", "jti", "iat", "exp"]
+# `sid` ties every access token to the refresh session it was issued for.
+REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp"]
 
 
 class PasswordHasher:
@@ -76,6 +77,7 @@ class AccessToken:
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     subject: str
+    session_id: str
     jti: str
     issued_at: datetime
     expires_at: datetime
@@ -89,11 +91,21 @@ class TokenCodec:
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
 
-    def issue(self, subject: str) -> AccessToken:
+    @property
+    def lifetime(self) -> timedelta:
+        return self._lifetime
+
+    def issue(self, subject: str, session_id: str) -> AccessToken:
         now = datetime.now(UTC)
         expires_at = now + self._lifetime
         jti = uuid.uuid4().hex
-        claims: dict[str, object] = {"sub": subject, "jti": jti, "iat": now, "exp": expires_at}
+        claims: dict[str, object] = {
+            "sub": subject,
+            "sid": session_id,
+            "jti": jti,
+            "iat": now,
+            "exp": expires_at,
+        }
         if self._issuer:
             claims["iss"] = self._issuer
         if self._audience:
@@ -101,7 +113,8 @@ class TokenCodec:
         token = jwt.encode(claims, self._key, algorithm=JWT_ALGORITHM)
         return AccessToken(token=token, jti=jti, expires_at=expires_at)
 
-    def decode(self, token: str) -> TokenClaims:
+    def decode(self, token: str, *, allow_expired: bool = False) -> TokenClaims:
+        """Verified claims. `allow_expired` is for refresh only: the signature still counts."""
         try:
             claims = jwt.decode(
                 token,
@@ -110,7 +123,7 @@ class TokenCodec:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                options={"require": REQUIRED_CLAIMS},
+                options={"require": REQUIRED_CLAIMS, "verify_exp": not allow_expired},
             )
         except jwt.ExpiredSignatureError as error:
             raise UnauthorizedException("Access token has expired") from error
@@ -118,6 +131,7 @@ class TokenCodec:
             raise UnauthorizedException("Invalid access token") from error
         return TokenClaims(
             subject=str(claims["sub"]),
+            session_id=str(claims["sid"]),
             jti=str(claims["jti"]),
             issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),

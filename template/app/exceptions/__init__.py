@@ -66,11 +66,26 @@ class ConflictException(AppException):
     default_message = "The resource conflicts with an existing one"
 
 
+class TooManyRequestsException(AppException):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "Too many requests; try again later"
+
+    def __init__(self, message: str | None = None, *, retry_after_seconds: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 __all__ = [
     "AppException",
     "ConflictException",
     "ForbiddenException",
     "NotFoundException",
+    "TooManyRequestsException",
     "UnauthorizedException",
     "ValidationException",
 ]

@@ -1,7 +1,8 @@
 """ORM models. Importing this package registers every table on `Base.metadata`."""
 
 from app.models.article import Article, ArticleStatus
+from app.models.auth_session import AuthSession
 from app.models.base import Base, BaseModel
 from app.models.user import User
 
-__all__ = ["Article", "ArticleStatus", "Base", "BaseModel", "User"]
+__all__ = ["Article", "ArticleStatus", "AuthSession", "Base", "BaseModel", "User"]

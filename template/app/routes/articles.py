@@ -2,7 +2,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from app.routes.deps import CurrentUser, DbSession, Pagination
+from app.routes.deps import CurrentPrincipal, DbSession, Pagination
 from app.schemas.article import ArticleCreate, ArticleResponse, ArticleUpdate
 from app.schemas.pagination import Page
 from app.services.article_service import article_service
@@ -12,11 +12,11 @@ router = APIRouter()
 
 @router.get("", response_model=Page[ArticleResponse])
 async def list_articles(
-    current_user: CurrentUser, db: DbSession, page: Pagination
+    principal: CurrentPrincipal, db: DbSession, page: Pagination
 ) -> Page[ArticleResponse]:
     """Published articles and your own drafts, newest first."""
     articles, total = await article_service.list_visible(
-        db, current_user, limit=page.limit, offset=page.offset
+        db, principal.user_id, limit=page.limit, offset=page.offset
     )
     return Page[ArticleResponse](
         items=[ArticleResponse.model_validate(article) for article in articles],
@@ -28,41 +28,41 @@ async def list_articles(
 
 @router.post("", response_model=ArticleResponse, status_code=status.HTTP_201_CREATED)
 async def create_article(
-    data: ArticleCreate, current_user: CurrentUser, db: DbSession
+    data: ArticleCreate, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """Create a draft article authored by you."""
-    article = await article_service.create_for(db, data, current_user)
+    article = await article_service.create_for(db, data, principal.user_id)
     return ArticleResponse.model_validate(article)
 
 
 @router.get("/{article_id}", response_model=ArticleResponse)
 async def read_article(
-    article_id: uuid.UUID, current_user: CurrentUser, db: DbSession
+    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """One article. Someone else's draft answers 404, as if it did not exist."""
-    article = await article_service.get_visible(db, article_id, current_user)
+    article = await article_service.get_visible(db, article_id, principal.user_id)
     return ArticleResponse.model_validate(article)
 
 
 @router.patch("/{article_id}", response_model=ArticleResponse)
 async def update_article(
-    article_id: uuid.UUID, data: ArticleUpdate, current_user: CurrentUser, db: DbSession
+    article_id: uuid.UUID, data: ArticleUpdate, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """Change your article's title or content (only the fields sent are changed)."""
-    article = await article_service.update_own(db, article_id, data, current_user)
+    article = await article_service.update_own(db, article_id, data, principal.user_id)
     return ArticleResponse.model_validate(article)
 
 
 @router.delete("/{article_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_article(article_id: uuid.UUID, current_user: CurrentUser, db: DbSession) -> None:
+async def delete_article(article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
     """Delete your article."""
-    await article_service.delete_own(db, article_id, current_user)
+    await article_service.delete_own(db, article_id, principal.user_id)
 
 
 @router.post("/{article_id}/publish", response_model=ArticleResponse)
 async def publish_article(
-    article_id: uuid.UUID, current_user: CurrentUser, db: DbSession
+    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """Publish your draft. It needs content; publishing twice is refused."""
-    article = await article_service.publish(db, article_id, current_user)
+    article = await article_service.publish(db, article_id, principal.user_id)
     return ArticleResponse.model_validate(article)

@@ -1,18 +1,16 @@
 """Dependencies shared by the routes, as `Annotated` aliases to keep signatures short."""
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
-from app.exceptions import UnauthorizedException
-from app.models.user import User
+from app.routes.token_transport import AccessToken
 from app.schemas.pagination import PageParams
-from app.services.user_service import user_service
+from app.services.auth_service import AuthService, ClientInfo
+from app.services.principal import Principal
 
 
 def get_resources(request: Request) -> Resources:
@@ -29,24 +27,28 @@ async def get_db(resources: AppResources) -> AsyncIterator[AsyncSession]:
 
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 
-# auto_error=False: a missing header becomes our 401 with the common error body, not a 403.
-bearer_scheme = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+def get_auth_service(resources: AppResources) -> AuthService:
+    return AuthService(resources)
 
 
-async def get_current_user(
-    resources: AppResources,
-    db: DbSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> User:
-    if credentials is None:
-        raise UnauthorizedException("Not authenticated")
-    claims = resources.tokens.decode(credentials.credentials)
-    try:
-        user_id = uuid.UUID(claims.subject)
-    except ValueError as error:
-        raise UnauthorizedException("Invalid access token") from error
-    return await user_service.get_active(db, user_id)
+Auth = Annotated[AuthService, Depends(get_auth_service)]
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+def get_client_info(request: Request) -> ClientInfo:
+    return ClientInfo(
+        ip_address=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+Client = Annotated[ClientInfo, Depends(get_client_info)]
+
+
+async def get_principal(auth: Auth, db: DbSession, token: AccessToken) -> Principal:
+    """The authenticated caller, or 401 with `WWW-Authenticate`."""
+    return await auth.authenticate(db, token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 Pagination = Annotated[PageParams, Depends()]

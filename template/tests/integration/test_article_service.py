@@ -21,7 +21,7 @@ async def stranger(db_session: AsyncSession, resources: Resources) -> User:
 
 async def _draft(db: AsyncSession, author: User, content: str | None = "Body") -> Article:
     return await article_service.create_for(
-        db, ArticleCreate(title="Title", content=content), author
+        db, ArticleCreate(title="Title", content=content), author.id
     )
 
 
@@ -38,7 +38,7 @@ async def test_publish_sets_status_and_an_aware_published_at(
 ) -> None:
     article = await _draft(db_session, author)
 
-    published = await article_service.publish(db_session, article.id, author)
+    published = await article_service.publish(db_session, article.id, author.id)
 
     assert published.status is ArticleStatus.PUBLISHED
     assert published.published_at is not None
@@ -58,29 +58,31 @@ async def test_publish_requires_content(
     article = await _draft(db_session, author, content=content)
 
     with pytest.raises(ValidationException, match="content"):
-        await article_service.publish(db_session, article.id, author)
+        await article_service.publish(db_session, article.id, author.id)
 
 
 async def test_publishing_twice_is_refused(db_session: AsyncSession, author: User) -> None:
     article = await _draft(db_session, author)
-    await article_service.publish(db_session, article.id, author)
+    await article_service.publish(db_session, article.id, author.id)
 
     with pytest.raises(ValidationException, match="already published"):
-        await article_service.publish(db_session, article.id, author)
+        await article_service.publish(db_session, article.id, author.id)
 
 
 async def test_only_the_author_can_publish_update_or_delete(
     db_session: AsyncSession, author: User, stranger: User
 ) -> None:
     article = await _draft(db_session, author)
-    await article_service.publish(db_session, article.id, author)
+    await article_service.publish(db_session, article.id, author.id)
 
     with pytest.raises(ForbiddenException):
-        await article_service.publish(db_session, article.id, stranger)
+        await article_service.publish(db_session, article.id, stranger.id)
     with pytest.raises(ForbiddenException):
-        await article_service.update_own(db_session, article.id, ArticleUpdate(title="X"), stranger)
+        await article_service.update_own(
+            db_session, article.id, ArticleUpdate(title="X"), stranger.id
+        )
     with pytest.raises(ForbiddenException):
-        await article_service.delete_own(db_session, article.id, stranger)
+        await article_service.delete_own(db_session, article.id, stranger.id)
 
 
 async def test_someone_elses_draft_is_not_found(
@@ -89,10 +91,10 @@ async def test_someone_elses_draft_is_not_found(
     article = await _draft(db_session, author)
 
     with pytest.raises(NotFoundException):
-        await article_service.get_visible(db_session, article.id, stranger)
+        await article_service.get_visible(db_session, article.id, stranger.id)
     with pytest.raises(NotFoundException):
-        await article_service.publish(db_session, article.id, stranger)
-    assert (await article_service.get_visible(db_session, article.id, author)).id == article.id
+        await article_service.publish(db_session, article.id, stranger.id)
+    assert (await article_service.get_visible(db_session, article.id, author.id)).id == article.id
 
 
 async def test_list_visible_shows_published_articles_and_own_drafts(
@@ -101,9 +103,9 @@ async def test_list_visible_shows_published_articles_and_own_drafts(
     own_draft = await _draft(db_session, author)
     hidden_draft = await _draft(db_session, stranger)
     published = await _draft(db_session, stranger)
-    await article_service.publish(db_session, published.id, stranger)
+    await article_service.publish(db_session, published.id, stranger.id)
 
-    articles, total = await article_service.list_visible(db_session, author, limit=10, offset=0)
+    articles, total = await article_service.list_visible(db_session, author.id, limit=10, offset=0)
 
     assert {article.id for article in articles} == {own_draft.id, published.id}
     assert hidden_draft.id not in {article.id for article in articles}

@@ -27,6 +27,9 @@ def codec(settings: Settings) -> TokenCodec:
     return TokenCodec(settings)
 
 
+SESSION_ID = str(uuid.uuid4())
+
+
 def _key(settings: Settings) -> str:
     return settings.secret_key.get_secret_value()
 
@@ -35,6 +38,7 @@ def _claims(**overrides: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": "user-1",
+        "sid": SESSION_ID,
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + timedelta(minutes=5),
@@ -44,11 +48,12 @@ def _claims(**overrides: Any) -> dict[str, Any]:
 
 
 def test_issued_token_decodes_to_its_claims(codec: TokenCodec, settings: Settings) -> None:
-    access = codec.issue("user-42")
+    access = codec.issue("user-42", SESSION_ID)
 
     claims = codec.decode(access.token)
 
     assert claims.subject == "user-42"
+    assert claims.session_id == SESSION_ID
     assert claims.jti == access.jti
     assert claims.expires_at == access.expires_at.replace(microsecond=0)
     lifetime = claims.expires_at - claims.issued_at
@@ -56,7 +61,7 @@ def test_issued_token_decodes_to_its_claims(codec: TokenCodec, settings: Setting
 
 
 def test_each_token_has_a_unique_jti(codec: TokenCodec) -> None:
-    assert codec.issue("user-1").jti != codec.issue("user-1").jti
+    assert codec.issue("user-1", SESSION_ID).jti != codec.issue("user-1", SESSION_ID).jti
 
 
 def test_expired_token_is_rejected(codec: TokenCodec, settings: Settings) -> None:
@@ -95,7 +100,7 @@ def test_token_with_another_algorithm_and_same_key_is_rejected(
         codec.decode(token)
 
 
-@pytest.mark.parametrize("missing", ["sub", "jti", "iat", "exp"])
+@pytest.mark.parametrize("missing", ["sub", "sid", "jti", "iat", "exp"])
 def test_token_missing_a_required_claim_is_rejected(
     codec: TokenCodec, settings: Settings, missing: str
 ) -> None:
@@ -113,8 +118,29 @@ def test_garbage_token_is_rejected(codec: TokenCodec) -> None:
 def test_audience_is_checked_when_configured(settings: Settings) -> None:
     issuing = TokenCodec(settings.model_copy(update={"jwt_audience": "service-a"}))
     checking = TokenCodec(settings.model_copy(update={"jwt_audience": "service-b"}))
-    token = issuing.issue("user-1").token
+    token = issuing.issue("user-1", SESSION_ID).token
 
     assert issuing.decode(token).subject == "user-1"
     with pytest.raises(UnauthorizedException):
         checking.decode(token)
+
+
+def test_expired_token_decodes_only_when_expiry_is_waived(
+    codec: TokenCodec, settings: Settings
+) -> None:
+    past = datetime.now(UTC) - timedelta(hours=2)
+    token = jwt.encode(
+        _claims(iat=past, exp=past + timedelta(minutes=5)), _key(settings), algorithm="HS256"
+    )
+
+    with pytest.raises(UnauthorizedException, match="expired"):
+        codec.decode(token)
+    assert codec.decode(token, allow_expired=True).session_id == SESSION_ID
+
+
+def test_waiving_expiry_still_checks_the_signature(codec: TokenCodec) -> None:
+    past = datetime.now(UTC) - timedelta(hours=2)
+    forged = jwt.encode(_claims(iat=past, exp=past), "another-key-of-sufficient-length!", "HS256")
+
+    with pytest.raises(UnauthorizedException, match="Invalid access token"):
+        codec.decode(forged, allow_expired=True)
