@@ -54,7 +54,8 @@ def dependencies_for(answers: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 class VariantContext(ContextHook):
     def hook(self, context: dict[str, Any]) -> None:
-        # Defaults are rendered while prompting, before every answer exists: act only when rendering files.
+        # Defaults are rendered while prompting, before every answer exists:
+        # act only when rendering files.
         if str(context.get("_copier_phase")) != "render":
             return
         context["runtime_dependencies"], context["dev_dependencies"] = dependencies_for(context)

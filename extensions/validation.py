@@ -29,7 +29,10 @@ def project_name_error(value: str) -> str:
     if not re.search(r"[A-Za-z]", name):
         return "The project name needs at least one letter, for example: Orders Service"
     if any(char in name for char in "\"'\\`\n\r{}"):
-        return "Use letters, digits, spaces, hyphens or dots in the project name, for example: Orders Service"
+        return (
+            "Use letters, digits, spaces, hyphens or dots in the project name, "
+            "for example: Orders Service"
+        )
     return ""
 
 
@@ -46,7 +49,10 @@ def slug_error(value: str) -> str:
     if keyword.iskeyword(as_identifier) or keyword.issoftkeyword(as_identifier):
         return f"'{value}' is a Python keyword; choose another slug, {example}"
     if value in RESERVED_SLUGS or as_identifier in sys.stdlib_module_names:
-        return f"'{value}' clashes with a name the project or Python already uses; choose another slug, {example}"
+        return (
+            f"'{value}' clashes with a name the project or Python already uses; "
+            f"choose another slug, {example}"
+        )
     return ""
 
 

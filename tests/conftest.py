@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,13 +38,18 @@ def _working_tree_files() -> list[str]:
     return [name for name in listed.split("\0") if name and (REPO_ROOT / name).is_file()]
 
 
-@pytest.fixture(scope="session")
-def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    destination = tmp_path_factory.mktemp("template")
+def copy_working_tree(destination: Path) -> None:
+    """The template as a developer sees it: tracked and new files, edits included."""
     for name in _working_tree_files():
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    destination = tmp_path_factory.mktemp("template")
+    copy_working_tree(destination)
     git(destination, "init", "--quiet", "--initial-branch=main")
     git(destination, "add", "--all")
     git(destination, "commit", "--quiet", "--message", "template snapshot for tests")
@@ -67,8 +71,8 @@ def service_backends() -> list[str]:
 
 
 @pytest.fixture
-def record_suite_run() -> Iterator[list[SuiteRun]]:
-    yield suite_runs
+def record_suite_run() -> list[SuiteRun]:
+    return suite_runs
 
 
 def pytest_report_header() -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,28 @@ def toggles_specs() -> dict[str, dict[str, Any]]:
 
 
 def all_variants() -> list[dict[str, Any]]:
-    """Every combination of every toggle's choices."""
+    """Every combination of every toggle's choices (TEMPLATE_VARIANT=<name> keeps just one)."""
+    from tests.rendering import variant_name
+
     names = sorted(toggles())
-    return [
+    variants = [
         dict(zip(names, combination, strict=True))
         for combination in itertools.product(*(toggles()[name] for name in names))
     ]
+    only = os.environ.get("TEMPLATE_VARIANT")
+    if only:
+        variants = [answers for answers in variants if variant_name(answers) == only]
+        if not variants:
+            raise ValueError(f"TEMPLATE_VARIANT={only!r} names no variant of copier.yml")
+    return variants
+
+
+def github_matrix() -> str:
+    """The variants as a GitHub Actions matrix (the template's CI reads it)."""
+    from tests.rendering import variant_name
+
+    return json.dumps({"variant": [variant_name(answers) for answers in all_variants()]})
+
+
+if __name__ == "__main__":
+    print(github_matrix())

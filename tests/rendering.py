@@ -44,18 +44,13 @@ def variant_name(answers: dict[str, Any]) -> str:
 
 
 def render(
-    template: Path, destination: Path, answers: dict[str, Any] | None = None, **options: Any
+    template: Path,
+    destination: Path,
+    answers: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Path:
-    copier.run_copy(
-        str(template),
-        destination,
-        data=answers or {},
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-        vcs_ref="HEAD",
-        **options,
-    )
+    options = {"defaults": True, "unsafe": True, "quiet": True, "vcs_ref": "HEAD", **options}
+    copier.run_copy(str(template), destination, data=answers or {}, **options)
     return destination
 
 

@@ -27,7 +27,10 @@ def copier_cli(template: Path, destination: Path, *data: str) -> subprocess.Comp
     ("answer", "message"),
     [
         ("project_name=", "Enter a project name"),
-        ("project_slug=Orders_Service", "use lowercase letters, digits and single hyphens"),
+        (
+            "project_slug=Orders_Service",
+            "use lowercase letters, digits and single hyphens",
+        ),
         ("project_slug=", "Enter a project slug"),
         ("project_slug=import", "is a Python keyword"),
         ("project_slug=app", "clashes with a name"),

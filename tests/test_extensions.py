@@ -15,7 +15,8 @@ EXTENSIONS = Path(__file__).resolve().parent.parent / "extensions"
 
 def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"template_ext_{name}", EXTENSIONS / f"{name}.py")
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -44,7 +45,12 @@ def test_slugify(name: str, slug: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("my-service", "my_service"), ("2fa gateway", "_2fa_gateway"), ("", "_"), ("Ünïcode", "unicode")],
+    [
+        ("my-service", "my_service"),
+        ("2fa gateway", "_2fa_gateway"),
+        ("", "_"),
+        ("Ünïcode", "unicode"),
+    ],
 )
 def test_identifier_is_a_valid_python_identifier(name: str, expected: str) -> None:
     result = naming.identifier(name)
@@ -82,15 +88,22 @@ def test_email_error_accepts_addresses(email: str) -> None:
     assert validation.email_error(email) == ""
 
 
-@pytest.mark.parametrize("email", ["", "jane", "jane@", "jane@example", "ja ne@example.com", "a@b@c.com"])
+@pytest.mark.parametrize(
+    "email", ["", "jane", "jane@", "jane@example", "ja ne@example.com", "a@b@c.com"]
+)
 def test_email_error_rejects_non_addresses(email: str) -> None:
     assert "type one like: jane@example.com" in validation.email_error(email)
 
 
 @pytest.mark.parametrize(
     ("name", "fragment"),
-    [("", "Enter a project name"), ("   ", "Enter a project name"), ("123", "at least one letter"),
-     ('Bad "quote"', "Use letters"), ("x" * 81, "at most 80")],
+    [
+        ("", "Enter a project name"),
+        ("   ", "Enter a project name"),
+        ("123", "at least one letter"),
+        ('Bad "quote"', "Use letters"),
+        ("x" * 81, "at most 80"),
+    ],
 )
 def test_project_name_error(name: str, fragment: str) -> None:
     assert fragment in validation.project_name_error(name)
@@ -113,7 +126,11 @@ def test_random_secret_refuses_short_secrets() -> None:
 
 def test_extensions_register_their_filters_and_globals() -> None:
     env = Environment(
-        extensions=[naming.NamingExtension, validation.ValidationExtension, secret_key.SecretKeyExtension]
+        extensions=[
+            naming.NamingExtension,
+            validation.ValidationExtension,
+            secret_key.SecretKeyExtension,
+        ]
     )
     rendered = env.from_string(
         "{{ 'My App' | slugify }} {{ 'My App' | identifier }} {{ 'x' | slug_error == '' }} "
@@ -123,7 +140,11 @@ def test_extensions_register_their_filters_and_globals() -> None:
 
 
 def test_dependencies_follow_the_answers() -> None:
-    answers = {"storage_backend": "local", "email_provider": "smtp", "token_transport": "body"}
+    answers = {
+        "storage_backend": "local",
+        "email_provider": "smtp",
+        "token_transport": "body",
+    }
     runtime, dev = context.dependencies_for(answers)
     assert any(req.startswith("fastapi") for req in runtime)
     assert any(req.startswith("pytest") for req in dev)

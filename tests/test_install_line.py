@@ -31,7 +31,16 @@ def test_readme_install_line_renders_the_template(template_repo: Path, tmp_path:
     copier = tmp_path / "bin" / "copier"
     started = time.perf_counter()
     result = subprocess.run(
-        [str(copier), "copy", "--trust", "--defaults", "--vcs-ref", "HEAD", str(template_repo), str(tmp_path / "svc")],
+        [
+            str(copier),
+            "copy",
+            "--trust",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            str(template_repo),
+            str(tmp_path / "svc"),
+        ],
         env=env,
         capture_output=True,
         text=True,

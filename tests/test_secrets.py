@@ -31,13 +31,3 @@ def test_secret_is_not_in_answers_and_is_git_ignored(template_repo: Path, tmp_pa
     assert ".env" not in tracked
     assert ".env.example" in tracked
     assert not any(secret in (project / name).read_text() for name in tracked)
-
-
-def test_env_example_documents_every_setting(template_repo: Path, tmp_path: Path) -> None:
-    project = render(template_repo, tmp_path / "svc")
-    documented = set(re.findall(r"^([A-Z_]+)=", (project / ".env.example").read_text(), re.M))
-    config = (project / "app/core/config.py").read_text()
-    fields = {name.upper() for name in re.findall(r"^    ([a-z_]+): ", config, re.MULTILINE)}
-    assert fields, "no settings found in app/core/config.py"
-    assert fields - documented == set(), "settings missing from .env.example"
-    assert documented - fields == set(), ".env.example documents settings that do not exist"

@@ -9,12 +9,14 @@ variant runs on SQLite + the in-process cache.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests import matrix
 from tests.conftest import service_backends
@@ -60,7 +62,11 @@ LAYERED_TREE = [
 # What each answer must bring into the tree, and what it must leave out (path -> text).
 MUST_CONTAIN: dict[tuple[str, str], dict[str, list[str]]] = {
     ("token_transport", "cookie"): {
-        "app/routes/token_transport.py": ["verify_csrf", "httponly=True", "APIKeyCookie"],
+        "app/routes/token_transport.py": [
+            "verify_csrf",
+            "httponly=True",
+            "APIKeyCookie",
+        ],
         "tests/e2e/test_cookie_transport.py": ["cross_site"],
     },
     ("token_transport", "body"): {
@@ -69,7 +75,7 @@ MUST_CONTAIN: dict[tuple[str, str], dict[str, list[str]]] = {
     },
 }
 MUST_NOT_CONTAIN: dict[tuple[str, str], dict[str, list[str]]] = {
-    ("token_transport", "cookie"): {"app": ["HTTPBearer", "session_secret="]},
+    ("token_transport", "cookie"): {"app": ["HTTPBearer", "Authorization"]},
     ("token_transport", "body"): {"app": ["set_cookie", "csrf", "CSRF"]},
 }
 MUST_NOT_EXIST: dict[tuple[str, str], list[str]] = {
@@ -95,7 +101,9 @@ class Variant:
 
 @pytest.fixture(scope="module", params=matrix.all_variants(), ids=variant_name)
 def variant(
-    request: pytest.FixtureRequest, template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    template_repo: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Variant:
     answers: dict[str, Any] = request.param
     path = render(template_repo, tmp_path_factory.mktemp(variant_name(answers)) / "svc", answers)
@@ -130,14 +138,54 @@ def test_answers_shape_the_tree(variant: Variant) -> None:
 
 def test_rendered_text_has_no_jinja_leftovers(variant: Variant) -> None:
     for path in variant.path.rglob("*"):
-        if path.is_file() and path.suffix in {".py", ".toml", ".md", ".ini", ".yml", ".example"}:
+        if path.is_file() and path.suffix in {
+            ".py",
+            ".toml",
+            ".md",
+            ".ini",
+            ".yml",
+            ".example",
+        }:
             text = path.read_text()
             where = f"[{variant.name}] {path.relative_to(variant.path)}"
-            assert "{{" not in text and "{%" not in text, f"{where}: Jinja left behind"
+            assert "{{" not in text, f"{where}: Jinja left behind"
+            assert "{%" not in text, f"{where}: Jinja left behind"
             assert "\n\n\n\n" not in text, f"{where}: blank-line run left by Jinja"
             if text:
                 assert text.endswith("\n"), f"{where}: no final newline"
                 assert not text.endswith("\n\n"), f"{where}: ends in blank lines"
+
+
+def test_env_example_documents_every_setting(variant: Variant) -> None:
+    documented = set(re.findall(r"^([A-Z_]+)=", (variant.path / ".env.example").read_text(), re.M))
+    config = (variant.path / "app/core/config.py").read_text()
+    fields = {name.upper() for name in re.findall(r"^    ([a-z_]+): ", config, re.MULTILINE)}
+    assert fields, f"[{variant.name}] no settings found in app/core/config.py"
+    assert fields - documented == set(), f"[{variant.name}] settings missing from .env.example"
+    assert documented - fields == set(), f"[{variant.name}] .env.example has unknown settings"
+
+
+def _make_targets(makefile: str) -> dict[str, list[str]]:
+    """target -> its prerequisites, from `name: prereqs  ## help` lines."""
+    targets = {}
+    for match in re.finditer(r"^([a-z-]+):([^#\n]*)", makefile, re.MULTILINE):
+        targets[match.group(1)] = match.group(2).split()
+    return targets
+
+
+def test_ci_workflow_runs_what_make_check_runs(variant: Variant) -> None:
+    workflow = yaml.safe_load((variant.path / ".github/workflows/ci.yml").read_text())
+    steps = workflow["jobs"]["check"]["steps"]
+    ran = [step["run"].removeprefix("make ").strip() for step in steps if "run" in step]
+    targets = _make_targets((variant.path / "Makefile").read_text())
+    assert all(target in targets for target in ran), f"[{variant.name}] CI runs unknown targets"
+    assert set(targets["check"]) <= set(ran), f"[{variant.name}] CI skips part of make check"
+    assert "migration-check" in ran, f"[{variant.name}] CI does not check migrations"
+    services = workflow["jobs"]["check"]["services"]
+    assert {"postgres", "redis"} <= set(services), f"[{variant.name}] CI lacks service containers"
+    env = workflow["jobs"]["check"]["env"]
+    assert env["TEST_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert env["TEST_REDIS_URL"].startswith("redis://")
 
 
 def test_ruff_lint(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
@@ -196,9 +244,7 @@ def suite_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("variant", "backend"), suite_cases(), indirect=["variant"])
-def test_generated_suite(
-    variant: Variant, backend: str, record_suite_run: list[SuiteRun]
-) -> None:
+def test_generated_suite(variant: Variant, backend: str, record_suite_run: list[SuiteRun]) -> None:
     env: dict[str, str | None] = {"TEST_DATABASE_URL": None, "TEST_REDIS_URL": None}
     label, header = "sqlite+memory", "backends: database=sqlite cache=memory"
     if backend == "postgres":
