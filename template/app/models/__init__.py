@@ -2,6 +2,7 @@
 
 from app.models.article import Article, ArticleStatus
 from app.models.base import Base, BaseModel
+from app.models.file import File
 from app.models.user import User
 
-__all__ = ["Article", "ArticleStatus", "Base", "BaseModel", "User"]
+__all__ = ["Article", "ArticleStatus", "Base", "BaseModel", "File", "User"]

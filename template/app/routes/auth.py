@@ -1,6 +1,6 @@
 from fastapi import APIRouter, status
 
-from app.routes.deps import AppResources, DbSession
+from app.routes.deps import AppResources, DbSession, Mailer
 from app.schemas.auth import LoginRequest, TokenResponse
 from app.schemas.user import UserCreate, UserResponse
 from app.services.user_service import user_service
@@ -9,9 +9,12 @@ router = APIRouter()
 
 
 @router.post("/register", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
-async def register(data: UserCreate, db: DbSession, resources: AppResources) -> UserResponse:
-    """Create an account. The email must not be registered yet (409 otherwise)."""
+async def register(
+    data: UserCreate, db: DbSession, resources: AppResources, mailer: Mailer
+) -> UserResponse:
+    """Create an account and send a welcome email. The email must not be registered yet (409)."""
     user = await user_service.register(db, data, resources.password_hasher)
+    mailer.send_welcome(user.email, user.full_name)
     return UserResponse.model_validate(user)
 
 
