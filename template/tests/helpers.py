@@ -1,7 +1,9 @@
-"""Helpers shared by the test suite: settings, users and the common error shape."""
+"""Helpers shared by the test suite: settings, users, uploads, emails, the common error shape."""
 
 import secrets
+import socket
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,20 +19,51 @@ DEFAULT_PASSWORD = "correct horse battery staple"
 API = "/api/v1"
 
 
+# Small, so size limits are tested without moving megabytes around.
+TEST_UPLOAD_MAX_BYTES = 100_000
+
+
 def build_settings(
-    *, database_url: str, redis_url: str | None = None, cache_key_prefix: str = "test:"
+    *,
+    database_url: str,
+    redis_url: str | None = None,
+    cache_key_prefix: str = "test:",
+    **overrides: Any,
 ) -> Settings:
-    """Fast, self-contained test settings (`.env` is ignored, so no local file leaks in)."""
-    return Settings(
-        _env_file=None,
-        environment="test",
-        database_url=database_url,
-        redis_url=redis_url,
-        cache_key_prefix=cache_key_prefix,
-        bcrypt_rounds=4,
-        secret_key=secrets.token_urlsafe(32),
-        log_json=True,
-    )
+    """Fast, self-contained test settings (`.env` is ignored, so no local file leaks in).
+
+    `overrides` carry the storage and email settings of the variant's test servers.
+    """
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "cache_key_prefix": cache_key_prefix,
+        "bcrypt_rounds": 4,
+        "secret_key": secrets.token_urlsafe(32),
+        "log_json": True,
+        "upload_max_bytes": TEST_UPLOAD_MAX_BYTES,
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a test server, or to fail on)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEmail:
+    """A message as a test email server received it."""
+
+    recipients: list[str]
+    sender: str
+    subject: str
+    html: str
+    text: str | None
 
 
 def unique_email(name: str = "user") -> str:
@@ -91,3 +124,16 @@ def error_of(response: httpx.Response, status_code: int, code: str | None = None
     if code is not None:
         assert error["code"] == code
     return error
+
+
+async def upload_file(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    content: bytes = b"hello, file",
+    *,
+    filename: str = "hello.txt",
+    content_type: str = "text/plain",
+) -> httpx.Response:
+    """POST one file as multipart form data; returns the response as it is."""
+    files = {"file": (filename, content, content_type)}
+    return await client.post(f"{API}/files", files=files, headers=headers)
