@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, Protocol
 import structlog
 
 from app.core.config import Settings
-from app.email.base import EmailProvider
+from app.email.base import EmailDeliveryError, EmailProvider, InvalidEmailError
 from app.email.rendering import RenderedEmail, render_email
 
 P = ParamSpec("P")
@@ -72,8 +72,11 @@ class MailService:
                 from_name=self.from_name,
                 text_body=rendered.text,
             )
+        # Runs after the response: raising would only end in a context-free server log.
+        except (EmailDeliveryError, InvalidEmailError) as error:
+            logger.error("email_delivery_failed", template=template, error=str(error))
+            return
         except Exception:
-            # Runs after the response: raising would only end in a context-free server log.
             logger.exception("email_delivery_failed", template=template)
             return
         logger.info("email_sent", template=template)

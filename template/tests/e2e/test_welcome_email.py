@@ -61,3 +61,4 @@ async def test_a_failed_delivery_is_logged_and_registration_still_succeeds(
     assert failure["request_id"] == "welcome-fail-1"
     assert failure["template"] == "welcome"
     assert failure["level"] == "error"
+    assert "127.0.0.1" in failure["error"], "the log should say where delivery failed"
