@@ -14,13 +14,17 @@ from copier_template_extensions import ContextHook
 RUNTIME_DEPENDENCIES = [
     "alembic>=1.17",
     "aiosqlite>=0.21",
+    "anyio>=4.9",
     "asyncpg>=0.30",
     "bcrypt>=5.0",
     "email-validator>=2.3",
     "fastapi>=0.120",
+    "jinja2>=3.1.6",
+    "limits>=5.5",
     "pydantic>=2.12",
     "pydantic-settings>=2.11",
     "pyjwt>=2.10.1",
+    "python-multipart>=0.0.20",
     "redis>=6.4",
     "sqlalchemy[asyncio]>=2.0.44",
     "starlette>=0.49",
@@ -37,8 +41,14 @@ DEV_DEPENDENCIES = [
 ]
 # answer name -> answer value -> (extra runtime deps, extra dev deps)
 VARIANT_DEPENDENCIES: dict[str, dict[str, tuple[list[str], list[str]]]] = {
-    "storage_backend": {"local": ([], []), "s3": ([], [])},
-    "email_provider": {"smtp": ([], []), "api": ([], [])},
+    "storage_backend": {
+        "local": ([], []),
+        "s3": (["boto3>=1.40"], ["boto3-stubs[s3]>=1.40", "moto[server]>=5.1"]),
+    },
+    "email_provider": {
+        "smtp": (["aiosmtplib>=4.0"], ["aiosmtpd>=1.4.6"]),
+        "api": (["httpx>=0.28.1"], []),
+    },
     "token_transport": {"cookie": ([], []), "body": ([], [])},
 }
 
@@ -49,7 +59,8 @@ def dependencies_for(answers: dict[str, Any]) -> tuple[list[str], list[str]]:
         extra_runtime, extra_dev = by_answer[answers[question]]
         runtime += extra_runtime
         dev += extra_dev
-    return sorted(set(runtime), key=str.lower), sorted(set(dev), key=str.lower)
+    # A package the service needs at runtime is not repeated in the dev group (httpx for api).
+    return sorted(set(runtime), key=str.lower), sorted(set(dev) - set(runtime), key=str.lower)
 
 
 class VariantContext(ContextHook):

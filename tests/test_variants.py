@@ -8,15 +8,18 @@ variant runs on SQLite + the in-process cache.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from tests import matrix
 from tests.conftest import service_backends
@@ -47,6 +50,25 @@ LAYERED_TREE = [
     "app/routes/token_transport.py",
     "app/exceptions/__init__.py",
     "app/exceptions/handlers.py",
+    "app/storage/base.py",
+    "app/storage/factory.py",
+    "app/storage/disposition.py",
+    "app/email/base.py",
+    "app/email/factory.py",
+    "app/email/rendering.py",
+    "app/email/templates/welcome.html",
+    "app/email/templates/welcome.txt",
+    "app/email/templates/verify_email.html",
+    "app/email/templates/verify_email.txt",
+    "app/email/templates/reset_password.html",
+    "app/email/templates/reset_password.txt",
+    "app/models/file.py",
+    "app/schemas/file.py",
+    "app/services/file_service.py",
+    "app/services/mail_service.py",
+    "app/routes/files.py",
+    "tests/e2e/test_files.py",
+    "tests/e2e/test_welcome_email.py",
     "alembic/env.py",
     "alembic.ini",
     "tests/conftest.py",
@@ -59,28 +81,63 @@ LAYERED_TREE = [
     "pyproject.toml",
 ]
 
-# What each answer must bring into the tree, and what it must leave out (path -> text).
-MUST_CONTAIN: dict[tuple[str, str], dict[str, list[str]]] = {
-    ("token_transport", "cookie"): {
-        "app/routes/token_transport.py": [
-            "verify_csrf",
-            "httponly=True",
-            "APIKeyCookie",
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".example", ".html", ".txt", ".cfg"}
+# The service's own Jinja2 email templates: copied verbatim, so `{{` is expected there.
+VERBATIM_DIRS = ("app/email/templates/",)
+
+# Per answer: the files only that answer renders.
+VARIANT_FILES: dict[str, dict[str, list[str]]] = {
+    "storage_backend": {
+        "local": [
+            "app/storage/local.py",
+            "tests/fixtures/local_storage.py",
+            "tests/integration/test_local_storage.py",
+            "tests/e2e/test_files_local.py",
         ],
-        "tests/e2e/test_cookie_transport.py": ["cross_site"],
+        "s3": [
+            "app/storage/s3.py",
+            "tests/fixtures/s3_storage.py",
+            "tests/integration/test_s3_storage.py",
+            "tests/e2e/test_files_s3.py",
+        ],
     },
-    ("token_transport", "body"): {
-        "app/routes/token_transport.py": ["HTTPBearer"],
-        "tests/e2e/test_body_transport.py": ["Bearer"],
+    "email_provider": {
+        "smtp": [
+            "app/email/smtp.py",
+            "tests/fixtures/smtp_email.py",
+            "tests/integration/test_smtp_provider.py",
+        ],
+        "api": [
+            "app/email/api.py",
+            "tests/fixtures/api_email.py",
+            "tests/integration/test_email_api_provider.py",
+        ],
+    },
+    "token_transport": {
+        "cookie": ["tests/e2e/test_cookie_transport.py"],
+        "body": ["tests/e2e/test_body_transport.py"],
     },
 }
-MUST_NOT_CONTAIN: dict[tuple[str, str], dict[str, list[str]]] = {
-    ("token_transport", "cookie"): {"app": ["HTTPBearer", "Authorization"]},
-    ("token_transport", "body"): {"app": ["set_cookie", "csrf", "CSRF"]},
+# Per answer: words that must appear somewhere in its render, and nowhere in the others'.
+VARIANT_WORDS: dict[str, dict[str, list[str]]] = {
+    "storage_backend": {
+        "local": ["LocalStorage", "STORAGE_LOCAL_ROOT", "storage_local_root"],
+        "s3": ["boto3", "botocore", "moto", "S3Storage", "STORAGE_S3_", "storage_s3_", "presigned"],
+    },
+    "email_provider": {
+        "smtp": ["aiosmtplib", "aiosmtpd", "SmtpEmailProvider", "SMTP_", "smtp_", "app.email.smtp"],
+        "api": ["ApiEmailProvider", "EMAIL_API_", "email_api_", "sendgrid", "/v3/mail/send"],
+    },
+    "token_transport": {
+        "cookie": ["verify_csrf", "APIKeyCookie", "X-CSRF-Token", "COOKIE_SECURE", "set_cookie"],
+        "body": ["HTTPBearer", "RefreshRequest", "session_secret: str = Field"],
+    },
 }
-MUST_NOT_EXIST: dict[tuple[str, str], list[str]] = {
-    ("token_transport", "cookie"): ["tests/e2e/test_body_transport.py"],
-    ("token_transport", "body"): ["tests/e2e/test_cookie_transport.py"],
+# Per answer: (runtime, dev) distributions its pyproject must list, and no other variant's.
+VARIANT_PACKAGES: dict[str, dict[str, tuple[set[str], set[str]]]] = {
+    "storage_backend": {"local": (set(), set()), "s3": ({"boto3"}, {"boto3-stubs", "moto"})},
+    "email_provider": {"smtp": ({"aiosmtplib"}, {"aiosmtpd"}), "api": ({"httpx"}, set())},
+    "token_transport": {"cookie": (set(), set()), "body": (set(), set())},
 }
 
 
@@ -110,8 +167,20 @@ def variant(
     return Variant(answers, path)
 
 
-def _texts(root: Path) -> dict[Path, str]:
-    return {path: path.read_text() for path in root.rglob("*.py")}
+def text_files(project: Path) -> dict[str, str]:
+    return {
+        path.relative_to(project).as_posix(): path.read_text()
+        for path in project.rglob("*")
+        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name == ".env.example")
+    }
+
+
+def pyproject(project: Path) -> dict[str, Any]:
+    return tomllib.loads((project / "pyproject.toml").read_text())
+
+
+def dependency_names(requirements: list[str]) -> set[str]:
+    return {Requirement(requirement).name.lower() for requirement in requirements}
 
 
 def test_layered_tree_is_rendered(variant: Variant) -> None:
@@ -121,45 +190,100 @@ def test_layered_tree_is_rendered(variant: Variant) -> None:
     assert leftovers == [], f"[{variant.name}] unrendered template files"
 
 
-def test_answers_shape_the_tree(variant: Variant) -> None:
-    for question, value in variant.answers.items():
-        key = (question, value)
-        for relative, needles in MUST_CONTAIN.get(key, {}).items():
-            text = (variant.path / relative).read_text()
-            for needle in needles:
-                assert needle in text, f"[{variant.name}] {relative} lacks {needle!r}"
-        for relative, needles in MUST_NOT_CONTAIN.get(key, {}).items():
-            for path, text in _texts(variant.path / relative).items():
-                for needle in needles:
-                    assert needle not in text, f"[{variant.name}] {path} has {needle!r}"
-        for relative in MUST_NOT_EXIST.get(key, []):
-            assert not (variant.path / relative).exists(), f"[{variant.name}] has {relative}"
+def test_each_answer_renders_its_own_files_and_no_other(variant: Variant) -> None:
+    for question, files_by_answer in VARIANT_FILES.items():
+        for value, files in files_by_answer.items():
+            for file in files:
+                exists = (variant.path / file).is_file()
+                expected = value == variant.answers[question]
+                assert exists == expected, f"[{variant.name}] {file} present={exists}"
+
+
+def test_other_answers_leave_no_trace_in_the_text(variant: Variant) -> None:
+    files = text_files(variant.path)
+    for question, words_by_answer in VARIANT_WORDS.items():
+        for value, words in words_by_answer.items():
+            for word in words:
+                found = sorted(path for path, text in files.items() if word in text)
+                if value == variant.answers[question]:
+                    assert found, f"[{variant.name}] {word!r} should appear somewhere"
+                else:
+                    assert found == [], (
+                        f"[{variant.name}] {word!r} of {question}={value} in {found}"
+                    )
 
 
 def test_rendered_text_has_no_jinja_leftovers(variant: Variant) -> None:
-    for path in variant.path.rglob("*"):
-        if path.is_file() and path.suffix in {
-            ".py",
-            ".toml",
-            ".md",
-            ".ini",
-            ".yml",
-            ".example",
-        }:
-            text = path.read_text()
-            where = f"[{variant.name}] {path.relative_to(variant.path)}"
+    for path, text in text_files(variant.path).items():
+        where = f"[{variant.name}] {path}"
+        if not path.startswith(VERBATIM_DIRS):
             assert "{{" not in text, f"{where}: Jinja left behind"
             assert "{%" not in text, f"{where}: Jinja left behind"
-            assert "\n\n\n\n" not in text, f"{where}: blank-line run left by Jinja"
-            if text:
-                assert text.endswith("\n"), f"{where}: no final newline"
-                assert not text.endswith("\n\n"), f"{where}: ends in blank lines"
+        assert "\n\n\n\n" not in text, f"{where}: blank-line run left by Jinja"
+        if text:
+            assert text.endswith("\n"), f"{where}: no final newline"
+            assert not text.endswith("\n\n"), f"{where}: ends in blank lines"
+
+
+def test_email_templates_are_copied_verbatim(variant: Variant) -> None:
+    source = Path(__file__).resolve().parent.parent / "template/app/email/templates"
+    target = variant.path / "app/email/templates"
+    for template in source.iterdir():
+        assert (target / template.name).read_text() == template.read_text(), template.name
+
+
+def test_dependencies_follow_the_answers(variant: Variant) -> None:
+    config = pyproject(variant.path)
+    runtime = dependency_names(config["project"]["dependencies"])
+    dev = dependency_names(config["dependency-groups"]["dev"])
+    for question, packages_by_answer in VARIANT_PACKAGES.items():
+        for value, (runtime_packages, dev_packages) in packages_by_answer.items():
+            chosen = value == variant.answers[question]
+            for package in runtime_packages - (set() if chosen else runtime & dev):
+                assert (package in runtime) == chosen, f"[{variant.name}] runtime {package}"
+            for package in dev_packages:
+                assert (package in dev) == chosen, f"[{variant.name}] dev {package}"
+    assert runtime & dev == set(), f"[{variant.name}] listed as runtime and dev"
+
+
+def _unsatisfied(requirement: Requirement, seen: set[str]) -> list[str]:
+    """What of `requirement` (and its extras' requirements) the running environment lacks."""
+    try:
+        installed = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return [f"{requirement} (not installed)"]
+    if not requirement.specifier.contains(installed, prereleases=True):
+        return [f"{requirement} (installed {installed})"]
+    problems = []
+    for extra in requirement.extras:
+        for raw in importlib.metadata.requires(requirement.name) or []:
+            needed = Requirement(raw)
+            key = str(needed)
+            if key in seen or needed.marker is None:
+                continue
+            if needed.marker.evaluate({"extra": extra}):
+                seen.add(key)
+                problems += _unsatisfied(needed, seen)
+    return problems
+
+
+def test_the_shared_environment_satisfies_the_rendered_pyproject(variant: Variant) -> None:
+    config = pyproject(variant.path)
+    requirements = config["project"]["dependencies"] + config["dependency-groups"]["dev"]
+    problems = [
+        problem
+        for requirement in requirements
+        for problem in _unsatisfied(Requirement(requirement), set())
+    ]
+    assert problems == [], f"[{variant.name}] add these to the `service` group"
 
 
 def test_env_example_documents_every_setting(variant: Variant) -> None:
-    documented = set(re.findall(r"^([A-Z_]+)=", (variant.path / ".env.example").read_text(), re.M))
+    documented = set(
+        re.findall(r"^([A-Z_0-9]+)=", (variant.path / ".env.example").read_text(), re.M)
+    )
     config = (variant.path / "app/core/config.py").read_text()
-    fields = {name.upper() for name in re.findall(r"^    ([a-z_]+): ", config, re.MULTILINE)}
+    fields = {name.upper() for name in re.findall(r"^    ([a-z_0-9]+): ", config, re.M)}
     assert fields, f"[{variant.name}] no settings found in app/core/config.py"
     assert fields - documented == set(), f"[{variant.name}] settings missing from .env.example"
     assert documented - fields == set(), f"[{variant.name}] .env.example has unknown settings"

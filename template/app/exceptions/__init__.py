@@ -80,12 +80,35 @@ class TooManyRequestsException(AppException):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class PayloadTooLargeException(AppException):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large"
+
+
+class UnsupportedMediaTypeException(AppException):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_message = "This content type is not accepted"
+
+
+class ServiceUnavailableException(AppException):
+    """A backing service (file storage, ...) failed; retrying later may succeed."""
+
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "A backing service is unavailable, try again later"
+
+
 __all__ = [
     "AppException",
     "ConflictException",
     "ForbiddenException",
     "NotFoundException",
+    "PayloadTooLargeException",
+    "ServiceUnavailableException",
     "TooManyRequestsException",
     "UnauthorizedException",
+    "UnsupportedMediaTypeException",
     "ValidationException",
 ]

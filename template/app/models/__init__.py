@@ -3,6 +3,7 @@
 from app.models.article import Article, ArticleStatus
 from app.models.auth_session import AuthSession
 from app.models.base import Base, BaseModel
+from app.models.file import File
 from app.models.user import User
 
-__all__ = ["Article", "ArticleStatus", "AuthSession", "Base", "BaseModel", "User"]
+__all__ = ["Article", "ArticleStatus", "AuthSession", "Base", "BaseModel", "File", "User"]

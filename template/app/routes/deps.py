@@ -3,14 +3,17 @@
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
+from app.email.base import EmailProvider
 from app.routes.token_transport import AccessToken
 from app.schemas.pagination import PageParams
 from app.services.auth_service import AuthService, ClientInfo
+from app.services.mail_service import MailService
 from app.services.principal import Principal
+from app.storage.base import Storage
 
 
 def get_resources(request: Request) -> Resources:
@@ -52,3 +55,25 @@ async def get_principal(auth: Auth, db: DbSession, token: AccessToken) -> Princi
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 Pagination = Annotated[PageParams, Depends()]
+
+
+def get_storage(request: Request) -> Storage:
+    return cast(Storage, request.app.state.storage)
+
+
+def get_email_provider(request: Request) -> EmailProvider:
+    return cast(EmailProvider, request.app.state.email_provider)
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+EmailProviderDep = Annotated[EmailProvider, Depends(get_email_provider)]
+
+
+def get_mailer(
+    background_tasks: BackgroundTasks, provider: EmailProviderDep, resources: AppResources
+) -> MailService:
+    return MailService(provider, background_tasks, resources.settings)
+
+
+# `mailer.send_welcome(...)` etc.: rendered now, delivered after the response is sent.
+Mailer = Annotated[MailService, Depends(get_mailer)]

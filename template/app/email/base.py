@@ -1,0 +1,62 @@
+"""The email interface the rest of the service depends on, and the rules every message obeys."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class EmailDeliveryError(Exception):
+    """The message could not be handed over: provider unreachable, refusing, or not configured."""
+
+
+class InvalidEmailError(ValueError):
+    """The message is unsafe to send as it is (for example, a line break in a header value)."""
+
+
+def validate_header_values(**values: str) -> None:
+    """Refuse CR and LF in values that become header lines.
+
+    A line break would end the header and let the rest of the value add headers or
+    recipients of its own (header injection). Every provider sends only messages
+    that passed this check, because `EmailMessage` runs it on creation.
+    """
+    for name, value in values.items():
+        if "\r" in value or "\n" in value:
+            raise InvalidEmailError(f"{name} must not contain line breaks (CR or LF)")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    to_email: str
+    subject: str
+    html_body: str
+    from_email: str
+    from_name: str
+    text_body: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_header_values(
+            to_email=self.to_email,
+            subject=self.subject,
+            from_email=self.from_email,
+            from_name=self.from_name,
+        )
+
+
+class EmailProvider(Protocol):
+    async def send_email(
+        self,
+        to_email: str,
+        subject: str,
+        body: str,
+        from_email: str,
+        from_name: str,
+        text_body: str | None = None,
+    ) -> None:
+        """Send one message: `body` is HTML, `text_body` its optional plain-text alternative.
+
+        Raises `InvalidEmailError` for an unsafe message and `EmailDeliveryError` when
+        it could not be delivered.
+        """
+
+    async def aclose(self) -> None:
+        """Release what the provider holds open (called when the application stops)."""

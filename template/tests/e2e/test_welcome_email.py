@@ -1,0 +1,64 @@
+"""Registering sends a welcome email in the background; a delivery failure never fails it."""
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.email.base import EmailProvider
+from app.routes.deps import get_email_provider
+from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, unique_email
+
+
+def logged_events(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """structlog hands its event dict to the standard logging record as `msg`."""
+    return [
+        record.msg
+        for record in caplog.records
+        if isinstance(record.msg, dict) and record.msg.get("event") == event
+    ]
+
+
+@pytest.fixture
+def broken_email(app: FastAPI, unreachable_email_provider: EmailProvider) -> Iterator[None]:
+    app.dependency_overrides[get_email_provider] = lambda: unreachable_email_provider
+    yield
+    app.dependency_overrides.pop(get_email_provider)
+
+
+async def test_registering_sends_a_welcome_email(
+    client: httpx.AsyncClient, outbox: list[RecordedEmail]
+) -> None:
+    email = unique_email("welcome")
+    payload = {"email": email, "password": DEFAULT_PASSWORD, "full_name": "Ada <b>L</b>"}
+
+    response = await client.post(f"{API}/auth/register", json=payload)
+
+    assert response.status_code == 201
+    [message] = outbox
+    assert message.recipients == [email]
+    assert "Ada &lt;b&gt;L&lt;/b&gt;" in message.html
+    assert message.text is not None
+    assert "Ada <b>L</b>" in message.text
+
+
+@pytest.mark.usefixtures("broken_email")
+async def test_a_failed_delivery_is_logged_and_registration_still_succeeds(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {"email": unique_email("unlucky"), "password": DEFAULT_PASSWORD}
+
+    with caplog.at_level(logging.INFO):
+        response = await client.post(
+            f"{API}/auth/register", json=payload, headers={"X-Request-ID": "welcome-fail-1"}
+        )
+
+    assert response.status_code == 201, response.text
+    [failure] = logged_events(caplog, "email_delivery_failed")
+    assert failure["request_id"] == "welcome-fail-1"
+    assert failure["template"] == "welcome"
+    assert failure["level"] == "error"
+    assert "127.0.0.1" in failure["error"], "the log should say where delivery failed"
