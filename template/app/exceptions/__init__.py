@@ -34,6 +34,14 @@ class ValidationException(AppException):
     default_message = "The request breaks a validation rule"
 
 
+class InvalidTokenException(AppException):
+    """A one-time token (email verification, password reset) is unknown, used or expired."""
+
+    status_code = 400
+    code = "invalid_token"
+    default_message = "This link is invalid or has expired; request a new one"
+
+
 class UnauthorizedException(AppException):
     """No valid credentials: the client must (re-)authenticate."""
 
@@ -104,6 +112,7 @@ __all__ = [
     "AppException",
     "ConflictException",
     "ForbiddenException",
+    "InvalidTokenException",
     "NotFoundException",
     "PayloadTooLargeException",
     "ServiceUnavailableException",

@@ -24,11 +24,18 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
-from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
+from app.exceptions import (
+    ConflictException,
+    InvalidTokenException,
+    NotFoundException,
+    UnauthorizedException,
+)
 from app.models.auth_session import AuthSession
 from app.models.base import utcnow
 from app.models.user import User
 from app.schemas.user import UserSnapshot
+from app.services import one_time_tokens
+from app.services.one_time_tokens import TokenPurpose
 from app.services.principal import Principal
 from app.services.user_service import normalize_email, user_service, user_snapshot_key
 
@@ -164,8 +171,52 @@ class AuthService:
         user = await user_service.get_active(db, user_id)
         if not await self.hasher.verify(current_password, user.hashed_password):
             raise UnauthorizedException("The current password is incorrect")
-        user.hashed_password = await self.hasher.hash(new_password)
-        await self.logout_all(db, user.id)  # commits the new hash with the revocations
+        await self._set_password(db, user, new_password)
+
+    # Email verification and password reset ------------------------------------
+
+    async def request_email_verification(
+        self, db: AsyncSession, email: str, client: ClientInfo
+    ) -> str | None:
+        """The verification link to email, or None when there is nothing to verify.
+
+        The caller answers the same either way, so the endpoint reveals no accounts.
+        """
+        await self._limit_email_links(email, client)
+        user = await user_service.get_by_email(db, email)
+        if user is None or not user.is_active or user.is_verified:
+            return None
+        ttl = self.settings.email_verification_ttl_minutes * 60
+        token = await one_time_tokens.issue(self.cache, TokenPurpose.VERIFY_EMAIL, user.id, ttl)
+        return f"{self.settings.public_url}/verify-email?token={token}"
+
+    async def confirm_email(self, db: AsyncSession, token: str) -> None:
+        user_id = await one_time_tokens.consume(self.cache, TokenPurpose.VERIFY_EMAIL, token)
+        if user_id is None:
+            raise InvalidTokenException()
+        user = await user_service.get_active(db, user_id)
+        user.is_verified = True
+        await db.commit()
+        await user_service.forget_snapshot(self.cache, user.id)
+
+    async def request_password_reset(
+        self, db: AsyncSession, email: str, client: ClientInfo
+    ) -> str | None:
+        """The reset link to email, or None for an unknown or inactive account (same answer)."""
+        await self._limit_email_links(email, client)
+        user = await user_service.get_by_email(db, email)
+        if user is None or not user.is_active:
+            return None
+        ttl = self.settings.password_reset_ttl_minutes * 60
+        token = await one_time_tokens.issue(self.cache, TokenPurpose.RESET_PASSWORD, user.id, ttl)
+        return f"{self.settings.public_url}/reset-password?token={token}"
+
+    async def reset_password(self, db: AsyncSession, token: str, new_password: str) -> None:
+        user_id = await one_time_tokens.consume(self.cache, TokenPurpose.RESET_PASSWORD, token)
+        if user_id is None:
+            raise InvalidTokenException()
+        user = await user_service.get_active(db, user_id)
+        await self._set_password(db, user, new_password)
 
     # Request authentication -------------------------------------------------
 
@@ -192,6 +243,16 @@ class AuthService:
         )
 
     # Internals ----------------------------------------------------------------
+
+    async def _set_password(self, db: AsyncSession, user: User, new_password: str) -> None:
+        """A new password ends every session: whoever knew the old one is logged out."""
+        user.hashed_password = await self.hasher.hash(new_password)
+        await self.logout_all(db, user.id)  # commits the new hash with the revocations
+
+    async def _limit_email_links(self, email: str, client: ClientInfo) -> None:
+        limit = self.settings.email_link_rate_limit
+        await self.rate_limiter.hit(limit, "email-link-ip", client.ip_address or "unknown")
+        await self.rate_limiter.hit(limit, "email-link-account", normalize_email(email))
 
     async def _open_session(
         self, db: AsyncSession, user: User, client: ClientInfo
