@@ -10,6 +10,7 @@ from types import FrameType
 
 from bench import report, runner, seed
 from bench.endpoints import ENDPOINTS_BY_KEY
+from bench.render import REPO_ROOT
 
 
 def _workers(text: str) -> tuple[int, ...]:
@@ -76,7 +77,7 @@ def parse_args(argv: list[str]) -> runner.Options:
     parser.add_argument(
         "--template",
         type=Path,
-        default=runner.REPO_ROOT,
+        default=REPO_ROOT,
         help="template repository whose working tree is rendered (default: this one)",
     )
     args = parser.parse_args(argv)

@@ -251,15 +251,12 @@ def format_summary(results: Results) -> str:
             lines.append(f"users/me rps / bare floor rps, {workers} worker(s): {100 * share:.1f}%")
     lines.append(f"copier copy: {results.copier_copy_s:.2f} s")
     cpus = results.meta.get("cpus") or 1
-    loads = [results.meta.get(k) for k in ("load_average_at_start", "load_average_at_end")]
-    busiest = max((load[0] for load in loads if load), default=0.0)
-    lines.append(
-        f"machine: {cpus} CPUs, 1-min load average {loads[0][0] if loads[0] else 0:.2f} at start"
-    )
-    if busiest > 0.5:
+    load = (results.meta.get("load_average_at_start") or [0.0])[0]
+    lines.append(f"machine: {cpus} CPUs, 1-minute load average {load:.2f} when the run started")
+    if load > 0.5:
         lines.append(
-            f"WARNING: the machine was busy (1-min load up to {busiest:.2f} besides this run's "
-            "own tail); figures are pessimistic, rerun on an idle machine to compare"
+            "WARNING: the machine was already busy when the run started; the figures are "
+            "pessimistic and noisy: rerun on an idle machine before comparing"
         )
     lines.append("")
     lines.append(f"{'target':<50} {'measured':>12} {'goal':>12} {'stretch':>9}  verdict")

@@ -14,7 +14,7 @@ import sys
 import uuid
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # ships no type information
 import redis
 from sqlalchemy import make_url
 
