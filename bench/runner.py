@@ -24,6 +24,10 @@ from bench.report import Flood, Results, Run, ServerStats
 from bench.servers import Server, minimal_env
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
+# Between runs, wait for the server to finish what the last run left queued (see _settle).
+SETTLE_WINDOW_S = 0.5
+SETTLE_IDLE_CPU_S = 0.05  # CPU seconds per window: 10% of one core
+SETTLE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ class Bench:
             for endpoint in ENDPOINTS:
                 if endpoint.server == "app":
                     self._measure(server, endpoint)
+            self._settle(server)
             self._record_server(server)  # RSS after warm-up and every endpoint's run
             self.results.floods.append(self._login_flood(server))
             if workers == 1 and self.options.profile:
@@ -213,14 +218,37 @@ class Bench:
     def _request(self, server: Server, endpoint: Endpoint) -> wrk.Request:
         return endpoints.request_for(endpoint, server.base_url, self.account, self.token)
 
+    def _settle(self, server: Server) -> None:
+        """Wait until the server is idle: no CPU use and no database work in progress.
+
+        When wrk stops, the server still owes responses to requests it queued (a login
+        burst leaves seconds of bcrypt work, each holding a pooled connection); measuring
+        the next endpoint before that drains would charge it for the previous one.
+        """
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            before = server.cpu_seconds()
+            time.sleep(SETTLE_WINDOW_S)
+            idle_cpu = server.cpu_seconds() - before < SETTLE_IDLE_CPU_S
+            if idle_cpu and (not self.database_url or not seed.busy_connections(self.database_url)):
+                return
+        server.check_alive()
+        warning = (
+            f"{server.name} ({server.workers}w) still busy {SETTLE_TIMEOUT_S:.0f}s after a run"
+        )
+        self.results.meta.setdefault("warnings", []).append(warning)
+        _log(f"WARNING: {warning}")
+
     def _measure(self, server: Server, endpoint: Endpoint) -> wrk.WrkResult:
         request = self._request(server, endpoint)
+        self._settle(server)
         endpoints.check(endpoint, request)
         if self.options.warmup_s:
             wrk.run(self.wrk, request, replace(self.options.load, duration_s=self.options.warmup_s))
         result = wrk.run(self.wrk, request, self.options.load)
         server.check_alive()
         if endpoint.key == "articles_create":
+            self._settle(server)  # drafts still being written would survive the delete
             seed.delete_drafts(self.database_url)  # keep the listing at the seeded rows
         self.results.runs.append(Run(endpoint.key, endpoint.label, server.workers, result))
         _log(
@@ -238,6 +266,7 @@ class Bench:
         options = self.options
         probe = self._request(server, ENDPOINTS_BY_KEY["users_me"])
         probe_load = wrk.Load(1, options.probe_connections, options.duration_s)
+        self._settle(server)
         alone = wrk.run(self.wrk, probe, probe_load)
         # The flood outlasts the probe at both ends, so the probe only sees flooded time.
         lead_s = 1
@@ -249,6 +278,7 @@ class Bench:
         finally:
             login = wrk.finish(flood, flood_load)
         server.check_alive()
+        self._settle(server)
         result = Flood(
             server.workers,
             options.probe_connections,
@@ -278,10 +308,12 @@ class Bench:
         for key in keys:
             endpoint = ENDPOINTS_BY_KEY[key]
             raw = self.options.output.parent / f"profile-{key}.txt"
+            self._settle(server)
             spy = profiling.start(self.py_spy, server.pid, raw, self.options.duration_s)
             time.sleep(0.5)  # let py-spy attach before the load starts
             wrk.run(self.wrk, self._request(server, endpoint), self.options.load)
             profiling.finish(spy, self.options.duration_s)
+            self._settle(server)
             if key == "articles_create":
                 seed.delete_drafts(self.database_url)
             summary = profiling.summarize(raw)

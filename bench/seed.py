@@ -112,6 +112,26 @@ def delete_drafts(database_url: str) -> None:
     asyncio.run(_execute(database_url, "DELETE FROM articles WHERE status = 'draft'"))
 
 
+_BUSY_CONNECTIONS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'
+"""
+
+
+async def _busy_connections(database_url: str) -> int:
+    connection = await asyncpg.connect(_dsn(database_url), timeout=10)
+    try:
+        return int(await connection.fetchval(_BUSY_CONNECTIONS, timeout=DB_TIMEOUT_S))
+    finally:
+        await connection.close()
+
+
+def busy_connections(database_url: str) -> int:
+    """Connections to the benchmark database running a query or holding a transaction open:
+    requests the server is still working on after the client went away."""
+    return asyncio.run(_busy_connections(database_url))
+
+
 def delete_redis_keys(redis_url: str, prefix: str) -> int:
     """Delete every key starting with `prefix`; return how many there were."""
     client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)

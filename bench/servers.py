@@ -139,6 +139,10 @@ class Server:
     def worker_rss_mb(self) -> list[float]:
         return [rss_mb(pid) for pid in self.worker_pids()]
 
+    def cpu_seconds(self) -> float:
+        """CPU time the workers have used so far (all their threads: bcrypt's too)."""
+        return sum(cpu_seconds(pid) for pid in self.worker_pids())
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
@@ -196,6 +200,15 @@ def _children(parent: int) -> list[int]:
         if len(fields) > 1 and int(fields[1]) == parent:
             found.append(int(entry.name))
     return sorted(found)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat (fields 14 and 15)."""
+    stat = _read_bytes(f"/proc/{pid}/stat")
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 13:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
