@@ -71,34 +71,81 @@ def _short(frame: str) -> str:
     return f"{path}:{match['function']}"
 
 
+# Frames every sample on a thread shares (process and thread start-up): ranking them says
+# nothing about where a request spends its time.
+_BOOTSTRAP = (
+    "<frozen runpy>",
+    "runpy.py",
+    "click/",
+    "uvicorn/__main__.py",
+    "uvicorn/main.py",
+    "uvicorn/server.py",
+    "uvicorn/_compat.py",
+    "asyncio/runners.py:Runner.run",
+    "threading.py:Thread._bootstrap",
+    "anyio/_backends/_asyncio.py:WorkerThread.run",
+)
+# Leaf frames of a thread that is waiting, not working (an idle thread-pool worker).
+_IDLE_LEAVES = ("threading.py:Condition.wait", "threading.py:Event.wait", "queue.py:Queue.get")
+
+
+def _package(frame: str) -> str:
+    """'sqlalchemy/orm/session.py:get' -> 'sqlalchemy'; the event loop's C code -> 'uvloop'."""
+    if frame == "asyncio/runners.py:Runner.run":
+        return "event loop (uvloop, C: I/O, parsing, scheduling)"
+    head = frame.split(":", 1)[0].split("/", 1)[0]
+    return head.removesuffix(".py")
+
+
 def summarize(collapsed: Path, top: int = 25) -> dict[str, Any]:
-    """Functions ranked by inclusive and by self share of the samples."""
+    """Where the worker's busy time goes: by package (self time), by function (self and
+    inclusive, start-up frames left out), idle thread-pool waits counted apart."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    total = 0
+    packages: Counter[str] = Counter()
+    busy = idle = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [_short(frame) for frame in stack.split(";")]
-        total += count
+        if frames[-1].startswith(_IDLE_LEAVES):
+            idle += count
+            continue
+        busy += count
         own[frames[-1]] += count
+        packages[_package(frames[-1])] += count
         for name in set(frames):  # a recursive function counts once per sample
-            inclusive[name] += count
+            if not name.startswith(_BOOTSTRAP):
+                inclusive[name] += count
 
-    def ranked(counter: Counter[str]) -> list[dict[str, Any]]:
+    def ranked(counter: Counter[str], limit: int = top) -> list[dict[str, Any]]:
         return [
-            {"function": name, "share": round(count / total, 4) if total else 0.0}
-            for name, count in counter.most_common(top)
+            {"function": name, "share": round(count / busy, 4) if busy else 0.0}
+            for name, count in counter.most_common(limit)
         ]
 
-    return {"samples": total, "inclusive": ranked(inclusive), "self": ranked(own)}
+    return {
+        "busy_samples": busy,
+        "idle_thread_samples": idle,
+        "by_package": ranked(packages, 15),
+        "inclusive": ranked(inclusive),
+        # The generated service's own functions, each with everything it calls.
+        "app_inclusive": ranked(
+            Counter({k: v for k, v in inclusive.items() if k.startswith("app/")})
+        ),
+        "self": ranked(own),
+    }
 
 
 def format_summary(title: str, summary: dict[str, Any], top: int = 15) -> str:
-    lines = [f"profile: {title} ({summary['samples']} samples)", "  inclusive:"]
-    lines += [f"    {e['share']:6.1%}  {e['function']}" for e in summary["inclusive"][:top]]
-    lines.append("  self:")
-    lines += [f"    {e['share']:6.1%}  {e['function']}" for e in summary["self"][:top]]
+    lines = [f"profile: {title} ({summary['busy_samples']} busy samples, shares of those)"]
+    for heading, key, limit in (
+        ("by package (self)", "by_package", 10),
+        ("the service's functions (inclusive)", "app_inclusive", top),
+        ("self", "self", top),
+    ):
+        lines.append(f"  {heading}:")
+        lines += [f"    {e['share']:6.1%}  {e['function']}" for e in summary[key][:limit]]
     return "\n".join(lines)

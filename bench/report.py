@@ -18,6 +18,9 @@ class Run:
     label: str
     workers: int
     result: WrkResult
+    # Worker CPU time (all threads) per completed request: unlike requests/s, barely moved
+    # by other work on the machine, so it stays comparable on a shared CI box.
+    cpu_ms_per_request: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,18 @@ class Results:
 
     def flood(self, workers: int) -> Flood | None:
         return next((flood for flood in self.floods if flood.workers == workers), None)
+
+    def cpu_floor_share(self, workers: int) -> float | None:
+        """The floor's CPU per request as a share of users/me's: the same ratio as
+        floor_share on an idle machine, and still meaningful on a busy one."""
+        me = self.run_record("users_me", workers)
+        floor = self.run_record("hello", workers)
+        if me is None or floor is None or not me.cpu_ms_per_request:
+            return None
+        return floor.cpu_ms_per_request / me.cpu_ms_per_request
+
+    def run_record(self, endpoint: str, workers: int) -> Run | None:
+        return next((r for r in self.runs if r.endpoint == endpoint and r.workers == workers), None)
 
     def floor_share(self, workers: int) -> float | None:
         """users/me requests/s as a share of the bare FastAPI floor's."""
@@ -177,7 +192,12 @@ class Results:
             "meta": self.meta,
             "copier_copy_s": self.copier_copy_s,
             "runs": [
-                {"endpoint": r.endpoint, "label": r.label, "workers": r.workers}
+                {
+                    "endpoint": r.endpoint,
+                    "label": r.label,
+                    "workers": r.workers,
+                    "cpu_ms_per_request": r.cpu_ms_per_request,
+                }
                 | r.result.as_dict()
                 for r in self.runs
             ],
@@ -195,6 +215,7 @@ class Results:
                 for f in self.floods
             ],
             "ratios": {f"users_me_share_of_floor_{w}w": self.floor_share(w) for w in worker_counts}
+            | {f"users_me_cpu_share_of_floor_{w}w": self.cpu_floor_share(w) for w in worker_counts}
             | {f"login_flood_p99_ratio_{f.workers}w": f.p99_ratio for f in self.floods},
             "targets": [target.as_dict() for target in self.targets()],
             "profiles": self.profiles,
@@ -213,7 +234,7 @@ def _verdict(met: bool | None) -> str:
 def format_table(results: Results) -> str:
     header = (
         f"{'endpoint':<34} {'workers':>7} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} "
-        f"{'requests':>9} {'errors':>7} {'non-2xx':>8}"
+        f"{'requests':>9} {'errors':>7} {'non-2xx':>8} {'cpu ms/req':>10}"
     )
     lines = [header, "-" * len(header)]
     for run in sorted(results.runs, key=lambda run: run.workers):
@@ -222,7 +243,7 @@ def format_table(results: Results) -> str:
         lines.append(
             f"{run.label:<34} {run.workers:>7} {r.requests_per_second:>10.1f} "
             f"{r.p50_ms:>9.2f} {r.p99_ms:>9.2f} {r.requests:>9} {socket_errors:>7} "
-            f"{r.non_2xx:>8}"
+            f"{r.non_2xx:>8} {run.cpu_ms_per_request:>10.2f}"
         )
     return "\n".join(lines)
 
@@ -247,8 +268,12 @@ def format_summary(results: Results) -> str:
     lines.append("")
     for workers in sorted({run.workers for run in results.runs}):
         share = results.floor_share(workers)
+        cpu_share = results.cpu_floor_share(workers)
         if share is not None:
-            lines.append(f"users/me rps / bare floor rps, {workers} worker(s): {100 * share:.1f}%")
+            by_cpu = "" if cpu_share is None else f" (by CPU per request: {100 * cpu_share:.1f}%)"
+            lines.append(
+                f"users/me rps / bare floor rps, {workers} worker(s): {100 * share:.1f}%{by_cpu}"
+            )
     lines.append(f"copier copy: {results.copier_copy_s:.2f} s")
     cpus = results.meta.get("cpus") or 1
     load = (results.meta.get("load_average_at_start") or [0.0])[0]

@@ -245,15 +245,20 @@ class Bench:
         endpoints.check(endpoint, request)
         if self.options.warmup_s:
             wrk.run(self.wrk, request, replace(self.options.load, duration_s=self.options.warmup_s))
+        cpu_before = server.cpu_seconds()
         result = wrk.run(self.wrk, request, self.options.load)
+        cpu_ms = (server.cpu_seconds() - cpu_before) * 1000
         server.check_alive()
         if endpoint.key == "articles_create":
             self._settle(server)  # drafts still being written would survive the delete
             seed.delete_drafts(self.database_url)  # keep the listing at the seeded rows
-        self.results.runs.append(Run(endpoint.key, endpoint.label, server.workers, result))
+        per_request = cpu_ms / result.requests if result.requests else 0.0
+        run = Run(endpoint.key, endpoint.label, server.workers, result, per_request)
+        self.results.runs.append(run)
         _log(
             f"  {endpoint.label:<34} {server.workers}w {result.requests_per_second:>9.1f} req/s "
-            f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms errors {result.errors}"
+            f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms errors {result.errors} "
+            f"cpu {per_request:.2f} ms/req"
         )
         return result
 
