@@ -28,6 +28,8 @@ def configure_logging(settings: Settings) -> None:
     )
     structlog.configure(
         processors=[
+            # Drop lines below the level first, before any formatting work is spent on them.
+            structlog.stdlib.filter_by_level,
             *shared_processors,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -13,7 +13,9 @@ and `exp` required, and issuer/audience checked when configured.
 
 import base64
 import hashlib
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -28,6 +30,7 @@ from app.exceptions import UnauthorizedException
 JWT_ALGORITHM = "HS256"
 # `sid` ties every access token to the refresh session it was issued for.
 REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp"]
+VERIFIED_TOKEN_CACHE_SIZE = 4096
 
 
 class PasswordHasher:
@@ -90,6 +93,7 @@ class TokenCodec:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
+        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
 
     @property
     def lifetime(self) -> timedelta:
@@ -114,7 +118,27 @@ class TokenCodec:
         return AccessToken(token=token, jti=jti, expires_at=expires_at)
 
     def decode(self, token: str, *, allow_expired: bool = False) -> TokenClaims:
-        """Verified claims. `allow_expired` is for refresh only: the signature still counts."""
+        """Verified claims. `allow_expired` is for refresh only: the signature still counts.
+
+        Clients send the same token on every request for its whole lifetime, so verified
+        claims are kept in a small LRU: a repeat costs a dict lookup and an expiry check
+        instead of a signature verification. (Revocation is checked by the caller on
+        every request, against the deny-list, either way.)
+        """
+        if not allow_expired and (cached := self._verified.get(token)) is not None:
+            if time.time() >= cached.expires_at.timestamp() + self._leeway:
+                del self._verified[token]
+                raise UnauthorizedException("Access token has expired")
+            self._verified.move_to_end(token)
+            return cached
+        claims = self._verify(token, allow_expired=allow_expired)
+        if not allow_expired:
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_TOKEN_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str, *, allow_expired: bool) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,

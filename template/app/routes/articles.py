@@ -3,23 +3,23 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.routes.deps import CurrentPrincipal, DbSession, Pagination
-from app.schemas.article import ArticleCreate, ArticleResponse, ArticleUpdate
+from app.schemas.article import ArticleCreate, ArticleResponse, ArticleSummary, ArticleUpdate
 from app.schemas.pagination import Page
 from app.services.article_service import article_service
 
 router = APIRouter()
 
 
-@router.get("", response_model=Page[ArticleResponse])
+@router.get("", response_model=Page[ArticleSummary])
 async def list_articles(
     principal: CurrentPrincipal, db: DbSession, page: Pagination
-) -> Page[ArticleResponse]:
-    """Published articles and your own drafts, newest first."""
+) -> Page[ArticleSummary]:
+    """Published articles and your own drafts, newest first (without their content)."""
     articles, total = await article_service.list_visible(
         db, principal.user_id, limit=page.limit, offset=page.offset
     )
-    return Page[ArticleResponse](
-        items=[ArticleResponse.model_validate(article) for article in articles],
+    return Page[ArticleSummary](
+        items=[ArticleSummary.model_validate(article) for article in articles],
         total=total,
         limit=page.limit,
         offset=page.offset,

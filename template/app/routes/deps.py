@@ -3,20 +3,23 @@
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
 from app.email.base import EmailProvider
 from app.routes.token_transport import AccessToken
-from app.schemas.pagination import PageParams
+from app.schemas.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams
 from app.services.auth_service import AuthService, ClientInfo
 from app.services.mail_service import MailService
 from app.services.principal import Principal
 from app.storage.base import Storage
 
+# Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
+# dependencies in a worker thread, a hand-off that costs more than their work.
 
-def get_resources(request: Request) -> Resources:
+
+async def get_resources(request: Request) -> Resources:
     return cast(Resources, request.app.state.resources)
 
 
@@ -31,14 +34,14 @@ async def get_db(resources: AppResources) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 
 
-def get_auth_service(resources: AppResources) -> AuthService:
+async def get_auth_service(resources: AppResources) -> AuthService:
     return AuthService(resources)
 
 
 Auth = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_client_info(request: Request) -> ClientInfo:
+async def get_client_info(request: Request) -> ClientInfo:
     return ClientInfo(
         ip_address=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
@@ -48,20 +51,33 @@ def get_client_info(request: Request) -> ClientInfo:
 Client = Annotated[ClientInfo, Depends(get_client_info)]
 
 
-async def get_principal(auth: Auth, db: DbSession, token: AccessToken) -> Principal:
-    """The authenticated caller, or 401 with `WWW-Authenticate`."""
-    return await auth.authenticate(db, token)
+async def get_principal(auth: Auth, token: AccessToken) -> Principal:
+    """The authenticated caller, or 401 with `WWW-Authenticate`.
+
+    On the hot path of every protected route: no database session is opened here
+    (the service opens one only when the user's cached snapshot is missing).
+    """
+    return await auth.authenticate(token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-Pagination = Annotated[PageParams, Depends()]
 
 
-def get_storage(request: Request) -> Storage:
+async def get_page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+Pagination = Annotated[PageParams, Depends(get_page_params)]
+
+
+async def get_storage(request: Request) -> Storage:
     return cast(Storage, request.app.state.storage)
 
 
-def get_email_provider(request: Request) -> EmailProvider:
+async def get_email_provider(request: Request) -> EmailProvider:
     return cast(EmailProvider, request.app.state.email_provider)
 
 
@@ -69,7 +85,7 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 EmailProviderDep = Annotated[EmailProvider, Depends(get_email_provider)]
 
 
-def get_mailer(
+async def get_mailer(
     background_tasks: BackgroundTasks, provider: EmailProviderDep, resources: AppResources
 ) -> MailService:
     return MailService(provider, background_tasks, resources.settings)

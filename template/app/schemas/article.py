@@ -37,6 +37,21 @@ class AuthorSummary(BaseModel):
     full_name: str | None
 
 
+class ArticleSummary(BaseModel):
+    """An article in a list: everything but the content, which only the detail carries."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    status: ArticleStatus
+    published_at: datetime | None
+    author_id: uuid.UUID
+    author: AuthorSummary
+    created_at: datetime
+    updated_at: datetime
+
+
 class ArticleResponse(ArticleBase):
     model_config = ConfigDict(from_attributes=True)
 

@@ -1,19 +1,20 @@
 """The list envelope every collection endpoint returns."""
 
-from typing import Annotated, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 
-class PageParams(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    """A validated page request (see `Pagination` in app.routes.deps)."""
 
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
-    offset: Annotated[int, Query(ge=0)] = 0
+    limit: int = DEFAULT_PAGE_SIZE
+    offset: int = 0
 
 
 ItemT = TypeVar("ItemT")

@@ -68,6 +68,7 @@ class IssuedSession:
 class AuthService:
     def __init__(self, resources: Resources) -> None:
         self.settings = resources.settings
+        self.session_factory = resources.session_factory
         self.cache = resources.cache
         self.tokens = resources.tokens
         self.hasher = resources.password_hasher
@@ -220,7 +221,8 @@ class AuthService:
 
     # Request authentication -------------------------------------------------
 
-    async def authenticate(self, db: AsyncSession, access_token: str) -> Principal:
+    async def authenticate(self, access_token: str) -> Principal:
+        """The caller behind a token: one cache round trip, a query only on a cache miss."""
         claims = self.tokens.decode(access_token)
         try:
             user_id = uuid.UUID(claims.subject)
@@ -235,7 +237,8 @@ class AuthService:
         if cached_user is not None:
             snapshot = UserSnapshot.model_validate_json(cached_user)
         else:
-            snapshot = await user_service.load_snapshot(db, self.cache, user_id)
+            async with self.session_factory() as db:
+                snapshot = await user_service.load_snapshot(db, self.cache, user_id)
         if not snapshot.is_active:
             raise UnauthorizedException("User is inactive or no longer exists")
         return Principal(

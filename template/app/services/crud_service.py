@@ -46,19 +46,27 @@ class CRUDService(Generic[ModelT, CreateT, UpdateT]):
         order_by: Sequence[ColumnElement[Any]] = (),
         options: Sequence[ORMOption] = (),
     ) -> tuple[list[ModelT], int]:
-        """One page of the rows matching `where` (newest first by default) and their total."""
-        total = await db.scalar(select(func.count()).select_from(self.model).where(*where))
+        """One page of the rows matching `where` (newest first by default) and their total.
+
+        The total comes from a window function in the same query, so a page costs one
+        round trip; only a page past the end needs a separate count.
+        """
         ordering = order_by or (self.model.created_at.desc(), self.model.id.desc())
         query = (
-            select(self.model)
+            select(self.model, func.count().over())
             .where(*where)
             .order_by(*ordering)
             .limit(limit)
             .offset(offset)
             .options(*options)
         )
-        rows = await db.scalars(query)
-        return list(rows.all()), total or 0
+        rows = (await db.execute(query)).all()
+        if rows:
+            return [row[0] for row in rows], rows[0][1]
+        if offset == 0:
+            return [], 0
+        total = await db.scalar(select(func.count()).select_from(self.model).where(*where))
+        return [], total or 0
 
     async def create(self, db: AsyncSession, data: CreateT, **extra: Any) -> ModelT:
         instance = self.model(**data.model_dump(), **extra)

@@ -52,6 +52,9 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
     ) -> User:
         """The user these credentials belong to; the same error (and cost) for every failure."""
         user = await self.get_by_email(db, email)
+        # Hand the connection back before hashing: a queue of logins waiting for bcrypt
+        # must not hold the pool that every other request needs.
+        await db.commit()
         if user is None:
             await hasher.verify_dummy(password)
             raise UnauthorizedException("Incorrect email or password")

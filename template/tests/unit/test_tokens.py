@@ -1,4 +1,5 @@
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,3 +145,24 @@ def test_waiving_expiry_still_checks_the_signature(codec: TokenCodec) -> None:
 
     with pytest.raises(UnauthorizedException, match="Invalid access token"):
         codec.decode(forged, allow_expired=True)
+
+
+def test_a_cached_token_still_expires(codec: TokenCodec, monkeypatch: pytest.MonkeyPatch) -> None:
+    access = codec.issue("user-1", SESSION_ID)
+    assert codec.decode(access.token).subject == "user-1"  # now cached
+
+    later = access.expires_at.timestamp() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    with pytest.raises(UnauthorizedException, match="expired"):
+        codec.decode(access.token)
+
+
+def test_a_tampered_copy_of_a_cached_token_is_still_rejected(codec: TokenCodec) -> None:
+    access = codec.issue("user-1", SESSION_ID)
+    codec.decode(access.token)
+    header, payload, signature = access.token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
+
+    with pytest.raises(UnauthorizedException, match="Invalid access token"):
+        codec.decode(tampered)
