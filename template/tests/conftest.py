@@ -13,8 +13,9 @@ Backends are chosen by environment variables:
   deleted (the server may be shared, so never FLUSHDB).
 
 The header of the pytest report says which backends ran. Tables are created once with
-`Base.metadata.create_all`; after each test that used the app, every row is deleted and
-the cache emptied, so tests do not depend on their order.
+`Base.metadata.create_all` and seeded as a deploy does (`app.cli seed`); after each test
+that used the app, every row is deleted, the seeded rows are restored and the cache is
+emptied, so every test starts from a freshly deployed database, in any order.
 """
 
 import os
@@ -24,12 +25,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
+from sqlalchemy import Table, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -38,9 +39,12 @@ from app.core.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
+from app.services.rbac_seed import seed
 from tests.helpers import AppFactory, build_settings, login, register_user, unique_email
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEEDED_TABLES = {"features", "actions", "permissions", "roles", "role_permissions"}
+SeededRows = list[tuple[Table, list[dict[str, Any]]]]
 
 
 def _database_server_url() -> str | None:
@@ -93,13 +97,28 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The application with its lifespan running and the schema created."""
+    """The application with its lifespan running, the schema created and seeded."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         resources = cast(Resources, application.state.resources)
         async with resources.engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
+        # What a deploy runs after migrating: the access-control catalog and default roles.
+        async with resources.session_factory() as session:
+            await seed(session, resources.cache)
         yield application
+
+
+@pytest.fixture(scope="session")
+async def seeded_rows(app: FastAPI) -> SeededRows:
+    """The rows the seed wrote, restored after every test (cheaper than seeding again)."""
+    resources = cast(Resources, app.state.resources)
+    async with resources.engine.connect() as connection:
+        return [
+            (table, [dict(row._mapping) for row in await connection.execute(select(table))])
+            for table in Base.metadata.sorted_tables
+            if table.name in SEEDED_TABLES
+        ]
 
 
 async def _clear_cache(cache: Cache) -> None:
@@ -112,13 +131,15 @@ async def _clear_cache(cache: Cache) -> None:
 
 
 @pytest.fixture
-async def resources(app: FastAPI) -> AsyncIterator[Resources]:
-    """The app's resources; every row and cache key is removed after the test."""
+async def resources(app: FastAPI, seeded_rows: SeededRows) -> AsyncIterator[Resources]:
+    """The app's resources; afterwards the database is back to freshly seeded, the cache empty."""
     app_resources = cast(Resources, app.state.resources)
     yield app_resources
     async with app_resources.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(table.delete())
+        for table, rows in seeded_rows:
+            await connection.execute(table.insert(), rows)
     await _clear_cache(app_resources.cache)
 
 

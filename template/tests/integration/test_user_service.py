@@ -29,7 +29,7 @@ async def test_register_refuses_an_email_in_any_case(
 
     duplicate = UserCreate(email="BOB@Example.com", password=DEFAULT_PASSWORD)
     with pytest.raises(ConflictException):
-        await user_service.register(db_session, duplicate, resources.password_hasher)
+        await user_service.register(db_session, duplicate, resources.password_hasher, ["author"])
 
 
 async def test_authenticate_returns_the_user_for_correct_credentials(
