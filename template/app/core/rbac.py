@@ -14,15 +14,13 @@ delete or publish any article.
 
 Default roles (system roles: they cannot be renamed or deleted):
 
-| Role   | Permissions                                                          |
-| ------ | -------------------------------------------------------------------- |
-| admin  | users:admin, articles:admin, roles:admin, files:admin (= everything) |
-| editor | articles:admin, files:read, files:write, users:read                  |
-| author | articles:read, articles:write, articles:delete, articles:publish,    |
-|        | files:read, files:write (their own articles only)                    |
-| viewer | articles:read, files:read                                            |
+- admin: articles:admin, files:admin, roles:admin, users:admin (everything)
+- editor: articles:admin, files:read, files:write, users:read
+- author: articles:delete, articles:publish, articles:read, articles:write, files:read, files:write
+- viewer: articles:read, files:read
 
-New users get the role named by the `DEFAULT_ROLE` setting (`author` by default).
+Authors' article permissions apply to their own articles only; editors' `articles:admin`
+covers everyone's. New users get the role named by the `DEFAULT_ROLE` setting (`author` by default).
 """
 
 from dataclasses import dataclass
