@@ -78,3 +78,13 @@ async def test_inactive_user_cannot_authenticate(
 async def test_get_active_refuses_an_unknown_user(db_session: AsyncSession) -> None:
     with pytest.raises(UnauthorizedException):
         await user_service.get_active(db_session, uuid.uuid4())
+
+
+async def test_registering_with_a_role_that_does_not_exist_fails_loudly(
+    db_session: AsyncSession, resources: Resources
+) -> None:
+    data = UserCreate(email="frank@example.com", password=DEFAULT_PASSWORD)
+
+    with pytest.raises(RuntimeError, match=r"\['ghost'\] do not exist"):
+        await user_service.register(db_session, data, resources.password_hasher, ["ghost"])
+    assert await user_service.get_by_email(db_session, "frank@example.com") is None
