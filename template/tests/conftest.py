@@ -22,7 +22,7 @@ import os
 import re
 import tomllib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -30,9 +30,12 @@ from typing import Any, cast
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Table, make_url, select, text
+from sqlalchemy import Engine, Table, event, make_url, select, text
+from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.expression import TableClause
 
 from app.core.cache import Cache, MemoryCache, RedisCache
 from app.core.config import Settings
@@ -130,16 +133,42 @@ async def _clear_cache(cache: Cache) -> None:
         cache._entries.clear()
 
 
+@pytest.fixture(scope="session")
+def written_tables() -> Iterator[set[str]]:
+    """Names of the tables any engine wrote to (INSERT, UPDATE, DELETE) since last cleared."""
+    written: set[str] = set()
+
+    def note(*_: Any, context: ExecutionContext, **__: Any) -> None:
+        statement = getattr(context.compiled, "statement", None)
+        # INSERT, UPDATE or DELETE of a table
+        if isinstance(statement, UpdateBase) and isinstance(statement.table, TableClause):
+            written.add(statement.table.name)
+
+    event.listen(Engine, "before_cursor_execute", note, named=True)
+    yield written
+    event.remove(Engine, "before_cursor_execute", note)
+
+
 @pytest.fixture
-async def resources(app: FastAPI, seeded_rows: SeededRows) -> AsyncIterator[Resources]:
-    """The app's resources; afterwards the database is back to freshly seeded, the cache empty."""
+async def resources(
+    app: FastAPI, seeded_rows: SeededRows, written_tables: set[str]
+) -> AsyncIterator[Resources]:
+    """The app's resources; afterwards the database is back to freshly seeded, the cache empty.
+
+    The seeded rows are only deleted and restored when the test wrote to their tables:
+    most tests do not, and the restore is the costly part of the cleanup.
+    """
     app_resources = cast(Resources, app.state.resources)
+    written_tables.clear()
     yield app_resources
+    reseed = not written_tables.isdisjoint(SEEDED_TABLES)
     async with app_resources.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
-        for table, rows in seeded_rows:
-            await connection.execute(table.insert(), rows)
+            if reseed or table.name not in SEEDED_TABLES:
+                await connection.execute(table.delete())
+        if reseed:
+            for table, rows in seeded_rows:
+                await connection.execute(table.insert(), rows)
     await _clear_cache(app_resources.cache)
 
 
