@@ -23,6 +23,10 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None: ...
 
+    async def add(self, key: str, value: str, ttl_seconds: int | None = None) -> bool:
+        """Set the value only if the key has none; whether it was set (atomic)."""
+        ...
+
     async def delete(self, *keys: str) -> int: ...
 
     async def pop(self, key: str) -> str | None:
@@ -49,6 +53,9 @@ class RedisCache:
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         await self.client.set(self.prefix + key, value, ex=ttl_seconds)
+
+    async def add(self, key: str, value: str, ttl_seconds: int | None = None) -> bool:
+        return bool(await self.client.set(self.prefix + key, value, ex=ttl_seconds, nx=True))
 
     async def delete(self, *keys: str) -> int:
         if not keys:
@@ -94,6 +101,12 @@ class MemoryCache:
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         expires_at = time.monotonic() + ttl_seconds if ttl_seconds is not None else None
         self._entries[key] = (value, expires_at)
+
+    async def add(self, key: str, value: str, ttl_seconds: int | None = None) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.set(key, value, ttl_seconds)
+        return True
 
     async def delete(self, *keys: str) -> int:
         return sum(self._entries.pop(key, None) is not None for key in keys)

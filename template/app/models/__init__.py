@@ -4,6 +4,21 @@ from app.models.article import Article, ArticleStatus
 from app.models.auth_session import AuthSession
 from app.models.base import Base, BaseModel
 from app.models.file import File
+from app.models.rbac import Action, Feature, Permission, Role, role_permissions, user_roles
 from app.models.user import User
 
-__all__ = ["Article", "ArticleStatus", "AuthSession", "Base", "BaseModel", "File", "User"]
+__all__ = [
+    "Action",
+    "Article",
+    "ArticleStatus",
+    "AuthSession",
+    "Base",
+    "BaseModel",
+    "Feature",
+    "File",
+    "Permission",
+    "Role",
+    "User",
+    "role_permissions",
+    "user_roles",
+]

@@ -7,6 +7,7 @@ from app.models.base import BaseModel
 
 if TYPE_CHECKING:
     from app.models.article import Article
+    from app.models.rbac import Role
 
 
 class User(BaseModel):
@@ -21,4 +22,7 @@ class User(BaseModel):
 
     articles: Mapped[list["Article"]] = relationship(
         back_populates="author", lazy="raise", passive_deletes=True
+    )
+    roles: Mapped[list["Role"]] = relationship(
+        secondary="user_roles", lazy="raise", passive_deletes=True
     )

@@ -1,8 +1,12 @@
+"""Articles. Each endpoint declares its permission; ownership (who may see a draft,
+who may change an article) is decided by `article_service`."""
+
 import uuid
 
 from fastapi import APIRouter, status
 
 from app.routes.deps import CurrentPrincipal, DbSession, Pagination
+from app.routes.permissions import require_permission
 from app.schemas.article import ArticleCreate, ArticleResponse, ArticleSummary, ArticleUpdate
 from app.schemas.pagination import Page
 from app.services.article_service import article_service
@@ -11,12 +15,16 @@ router = APIRouter()
 
 
 @router.get("", response_model=Page[ArticleSummary])
+@require_permission("articles:read")
 async def list_articles(
     principal: CurrentPrincipal, db: DbSession, page: Pagination
 ) -> Page[ArticleSummary]:
-    """Published articles and your own drafts, newest first (without their content)."""
+    """Published articles and your own drafts (every draft for editors), newest first.
+
+    Items leave the content out; the detail carries it.
+    """
     articles, total = await article_service.list_visible(
-        db, principal.user_id, limit=page.limit, offset=page.offset
+        db, principal, limit=page.limit, offset=page.offset
     )
     return Page[ArticleSummary](
         items=[ArticleSummary.model_validate(article) for article in articles],
@@ -27,6 +35,7 @@ async def list_articles(
 
 
 @router.post("", response_model=ArticleResponse, status_code=status.HTTP_201_CREATED)
+@require_permission("articles:write")
 async def create_article(
     data: ArticleCreate, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
@@ -36,33 +45,37 @@ async def create_article(
 
 
 @router.get("/{article_id}", response_model=ArticleResponse)
+@require_permission("articles:read")
 async def read_article(
     article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """One article. Someone else's draft answers 404, as if it did not exist."""
-    article = await article_service.get_visible(db, article_id, principal.user_id)
+    article = await article_service.get_visible(db, article_id, principal)
     return ArticleResponse.model_validate(article)
 
 
 @router.patch("/{article_id}", response_model=ArticleResponse)
+@require_permission("articles:write")
 async def update_article(
     article_id: uuid.UUID, data: ArticleUpdate, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """Change your article's title or content (only the fields sent are changed)."""
-    article = await article_service.update_own(db, article_id, data, principal.user_id)
+    article = await article_service.edit(db, article_id, data, principal)
     return ArticleResponse.model_validate(article)
 
 
 @router.delete("/{article_id}", status_code=status.HTTP_204_NO_CONTENT)
+@require_permission("articles:delete")
 async def delete_article(article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
     """Delete your article."""
-    await article_service.delete_own(db, article_id, principal.user_id)
+    await article_service.remove(db, article_id, principal)
 
 
 @router.post("/{article_id}/publish", response_model=ArticleResponse)
+@require_permission("articles:publish")
 async def publish_article(
     article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
 ) -> ArticleResponse:
     """Publish your draft. It needs content; publishing twice is refused."""
-    article = await article_service.publish(db, article_id, principal.user_id)
+    article = await article_service.publish(db, article_id, principal)
     return ArticleResponse.model_validate(article)

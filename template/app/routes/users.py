@@ -1,16 +1,25 @@
-from fastapi import APIRouter
+"""Your own account (any authenticated user) and user administration (by permission)."""
 
-from app.routes.deps import AppResources, CurrentPrincipal, DbSession
-from app.schemas.user import UserResponse, UserUpdate
+import uuid
+
+from fastapi import APIRouter, Depends
+
+from app.routes.deps import AppResources, CurrentPrincipal, DbSession, Pagination
+from app.routes.permissions import require_permission
+from app.schemas.pagination import Page
+from app.schemas.user import CurrentUserResponse, UserAdminResponse, UserResponse, UserUpdate
 from app.services.user_service import user_service
 
 router = APIRouter()
 
+READ_USERS = [Depends(require_permission("users:read"))]
+ADMINISTER_USERS = [Depends(require_permission("users:admin"))]
 
-@router.get("/me", response_model=UserResponse)
-async def read_me(principal: CurrentPrincipal) -> UserResponse:
-    """The authenticated user's profile (served from the auth cache, no query)."""
-    return UserResponse.model_validate(principal.user, from_attributes=True)
+
+@router.get("/me", response_model=CurrentUserResponse)
+async def read_me(principal: CurrentPrincipal) -> CurrentUserResponse:
+    """Your profile, roles and permissions (served from the auth cache, no query)."""
+    return CurrentUserResponse.model_validate(principal.user, from_attributes=True)
 
 
 @router.patch("/me", response_model=UserResponse)
@@ -20,3 +29,62 @@ async def update_me(
     """Change your own profile (only the fields sent are changed)."""
     user = await user_service.update_profile(db, resources.cache, principal.user_id, data)
     return UserResponse.model_validate(user)
+
+
+@router.get("", response_model=Page[UserAdminResponse], dependencies=READ_USERS)
+async def list_users(db: DbSession, page: Pagination) -> Page[UserAdminResponse]:
+    """Every user with their roles, newest first."""
+    users, total = await user_service.list_with_roles(db, limit=page.limit, offset=page.offset)
+    return Page[UserAdminResponse](
+        items=[UserAdminResponse.model_validate(user) for user in users],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{user_id}", response_model=UserAdminResponse, dependencies=READ_USERS)
+async def read_user(user_id: uuid.UUID, db: DbSession) -> UserAdminResponse:
+    user = await user_service.get_with_roles(db, user_id)
+    return UserAdminResponse.model_validate(user)
+
+
+@router.put(
+    "/{user_id}/roles/{role_id}", response_model=UserAdminResponse, dependencies=ADMINISTER_USERS
+)
+async def add_role(
+    user_id: uuid.UUID, role_id: uuid.UUID, db: DbSession, resources: AppResources
+) -> UserAdminResponse:
+    """Give the user a role (holding it already is fine); effective on their next request."""
+    user = await user_service.add_role(db, resources.cache, user_id, role_id)
+    return UserAdminResponse.model_validate(user)
+
+
+@router.delete(
+    "/{user_id}/roles/{role_id}", response_model=UserAdminResponse, dependencies=ADMINISTER_USERS
+)
+async def remove_role(
+    user_id: uuid.UUID, role_id: uuid.UUID, db: DbSession, resources: AppResources
+) -> UserAdminResponse:
+    """Take a role from the user; effective on their next request."""
+    user = await user_service.remove_role(db, resources.cache, user_id, role_id)
+    return UserAdminResponse.model_validate(user)
+
+
+@router.post("/{user_id}/activate", response_model=UserAdminResponse, dependencies=ADMINISTER_USERS)
+async def activate_user(
+    user_id: uuid.UUID, db: DbSession, resources: AppResources
+) -> UserAdminResponse:
+    user = await user_service.set_active(db, resources.cache, user_id, active=True)
+    return UserAdminResponse.model_validate(user)
+
+
+@router.post(
+    "/{user_id}/deactivate", response_model=UserAdminResponse, dependencies=ADMINISTER_USERS
+)
+async def deactivate_user(
+    user_id: uuid.UUID, db: DbSession, resources: AppResources
+) -> UserAdminResponse:
+    """Lock the user out: their tokens stop working on their next request."""
+    user = await user_service.set_active(db, resources.cache, user_id, active=False)
+    return UserAdminResponse.model_validate(user)

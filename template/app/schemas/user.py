@@ -1,7 +1,10 @@
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from app.schemas.rbac import RoleSummary
 
 # bcrypt sees a fixed-size pre-hash (see app.core.security), so long passphrases are fine;
 # the upper bound only keeps request bodies sane.
@@ -36,10 +39,33 @@ class UserResponse(BaseModel):
     created_at: datetime
 
 
-class UserSnapshot(BaseModel):
-    """What an authenticated request knows about its user; cached, so no query per request."""
+class UserAdminResponse(UserResponse):
+    """A user as administrators see them: with their roles."""
 
-    model_config = ConfigDict(from_attributes=True, frozen=True)
+    roles: list[RoleSummary]
+
+
+class CurrentUserResponse(UserResponse):
+    """Your own profile, with what you may do (clients use it to show or hide actions)."""
+
+    roles: list[str]
+    permissions: list[str]
+
+    @field_validator("roles", "permissions", mode="before")
+    @classmethod
+    def sorted_names(cls, names: Iterable[str]) -> list[str]:
+        return sorted(names)
+
+
+class UserSnapshot(BaseModel):
+    """What an authenticated request knows about its user; cached, so no query per request.
+
+    `permissions` is the user's resolved permission set, checked by set lookups.
+    `permissions_version` is the global version the snapshot was built under: once any
+    role or grant changes, the version moves and every snapshot is rebuilt.
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     id: uuid.UUID
     email: str
@@ -47,6 +73,9 @@ class UserSnapshot(BaseModel):
     is_active: bool
     is_verified: bool
     created_at: datetime
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+    permissions_version: str
 
 
 class PasswordChange(BaseModel):

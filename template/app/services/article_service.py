@@ -1,6 +1,15 @@
+"""Articles and who may see and change them.
+
+Drafts are private: visible only to their author and to holders of `articles:admin`
+(editors). Anyone else asking for a draft gets 404, exactly as for an id that does not
+exist, so guessing ids reveals nothing about other people's drafts. A published article
+is visible to every reader; changing, deleting or publishing it is for its author or an
+`articles:admin` holder, and others get 403 (they can see it, so there is nothing to hide).
+"""
+
 import uuid
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -8,32 +17,42 @@ from app.exceptions import ForbiddenException, NotFoundException, ValidationExce
 from app.models.article import Article, ArticleStatus
 from app.models.base import utcnow
 from app.schemas.article import ArticleCreate, ArticleUpdate
+from app.services.authorization import has_permission
 from app.services.crud_service import CRUDService
+from app.services.principal import Principal
 
 # Responses embed the author: load it in the same query, never lazily.
 WITH_AUTHOR = (joinedload(Article.author),)
 
 
-class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
-    """Articles: drafts are private to their author; only the author changes an article."""
+def _is_own_or_managed(article: Article, principal: Principal) -> bool:
+    return article.author_id == principal.user_id or has_permission(principal, "articles:admin")
 
+
+class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
     def __init__(self) -> None:
         super().__init__(Article, resource_name="Article")
 
     async def get_visible(
-        self, db: AsyncSession, article_id: uuid.UUID, user_id: uuid.UUID
+        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal
     ) -> Article:
         article = await self.get_by_id(db, article_id, options=WITH_AUTHOR)
-        # A draft someone else wrote is reported as missing, so ids of drafts do not leak.
-        if article.status is ArticleStatus.DRAFT and article.author_id != user_id:
+        if article.status is ArticleStatus.DRAFT and not _is_own_or_managed(article, principal):
             raise NotFoundException("Article not found")
         return article
 
     async def list_visible(
-        self, db: AsyncSession, user_id: uuid.UUID, *, limit: int, offset: int
+        self, db: AsyncSession, principal: Principal, *, limit: int, offset: int
     ) -> tuple[list[Article], int]:
-        visible = or_(Article.status == ArticleStatus.PUBLISHED, Article.author_id == user_id)
-        return await self.list(db, limit=limit, offset=offset, where=[visible], options=WITH_AUTHOR)
+        where: list[ColumnElement[bool]] = []
+        if not has_permission(principal, "articles:admin"):
+            where.append(
+                or_(
+                    Article.status == ArticleStatus.PUBLISHED,
+                    Article.author_id == principal.user_id,
+                )
+            )
+        return await self.list(db, limit=limit, offset=offset, where=where, options=WITH_AUTHOR)
 
     async def create_for(
         self, db: AsyncSession, data: ArticleCreate, author_id: uuid.UUID
@@ -42,21 +61,23 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         await db.refresh(article, attribute_names=["author"])
         return article
 
-    async def update_own(
-        self, db: AsyncSession, article_id: uuid.UUID, data: ArticleUpdate, user_id: uuid.UUID
+    async def edit(
+        self, db: AsyncSession, article_id: uuid.UUID, data: ArticleUpdate, principal: Principal
     ) -> Article:
-        article = await self._get_own(db, article_id, user_id)
+        article = await self._get_for_change(db, article_id, principal)
         clears_content = "content" in data.model_fields_set and not (data.content or "").strip()
         if article.status is ArticleStatus.PUBLISHED and clears_content:
             raise ValidationException("A published article must keep its content")
         return await self.update(db, article, data)
 
-    async def delete_own(self, db: AsyncSession, article_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        article = await self._get_own(db, article_id, user_id)
+    async def remove(self, db: AsyncSession, article_id: uuid.UUID, principal: Principal) -> None:
+        article = await self._get_for_change(db, article_id, principal)
         await self.delete(db, article)
 
-    async def publish(self, db: AsyncSession, article_id: uuid.UUID, user_id: uuid.UUID) -> Article:
-        article = await self._get_own(db, article_id, user_id, action="publish")
+    async def publish(
+        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal
+    ) -> Article:
+        article = await self._get_for_change(db, article_id, principal, action="publish")
         if article.status is ArticleStatus.PUBLISHED:
             raise ValidationException("Article is already published")
         if not (article.content or "").strip():
@@ -66,12 +87,13 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         await self.commit(db)
         return article
 
-    async def _get_own(
-        self, db: AsyncSession, article_id: uuid.UUID, user_id: uuid.UUID, action: str = "change"
+    async def _get_for_change(
+        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal, action: str = "change"
     ) -> Article:
-        article = await self.get_visible(db, article_id, user_id)
-        if article.author_id != user_id:
-            raise ForbiddenException(f"Only the author can {action} this article")
+        # Visibility first: a draft the caller may not see is 404, never 403.
+        article = await self.get_visible(db, article_id, principal)
+        if not _is_own_or_managed(article, principal):
+            raise ForbiddenException(f"Only the author or an editor can {action} this article")
         return article
 
 

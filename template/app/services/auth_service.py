@@ -7,8 +7,10 @@ compare-and-set. Presenting an older JTI is a replay: the session is revoked. Ev
 access token that stops being valid early (rotated, logged out, revoked) goes on a
 deny-list in the cache until it would have expired, so all instances refuse it at once.
 
-Authenticating a request costs one cache round trip: the deny-list entry and the
-user's cached snapshot are read together; the database is only read on a cache miss.
+Authenticating a request costs one cache round trip: the deny-list entry, the user's
+cached snapshot (profile, roles and resolved permissions) and the global permissions
+version are read together; the database is only read when the snapshot is missing or
+older than the latest change to roles and grants.
 """
 
 import hashlib
@@ -33,11 +35,16 @@ from app.exceptions import (
 from app.models.auth_session import AuthSession
 from app.models.base import utcnow
 from app.models.user import User
-from app.schemas.user import UserSnapshot
 from app.services import one_time_tokens
 from app.services.one_time_tokens import TokenPurpose
 from app.services.principal import Principal
-from app.services.user_service import normalize_email, user_service, user_snapshot_key
+from app.services.user_service import (
+    PERMISSIONS_VERSION_KEY,
+    cached_snapshot,
+    normalize_email,
+    user_service,
+    user_snapshot_key,
+)
 
 
 def denylist_key(jti: str) -> str:
@@ -229,16 +236,17 @@ class AuthService:
             session_id = uuid.UUID(claims.session_id)
         except ValueError as error:
             raise UnauthorizedException("Invalid access token") from error
-        denied, cached_user = await self.cache.get_many(
-            denylist_key(claims.jti), user_snapshot_key(user_id)
+        denied, cached_user, permissions_version = await self.cache.get_many(
+            denylist_key(claims.jti), user_snapshot_key(user_id), PERMISSIONS_VERSION_KEY
         )
         if denied is not None:
             raise UnauthorizedException("The access token has been revoked")
-        if cached_user is not None:
-            snapshot = UserSnapshot.model_validate_json(cached_user)
-        else:
+        snapshot = cached_snapshot(cached_user, permissions_version)
+        if snapshot is None:
             async with self.session_factory() as db:
-                snapshot = await user_service.load_snapshot(db, self.cache, user_id)
+                snapshot = await user_service.load_snapshot(
+                    db, self.cache, user_id, permissions_version
+                )
         if not snapshot.is_active:
             raise UnauthorizedException("User is inactive or no longer exists")
         return Principal(

@@ -1,18 +1,25 @@
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from app.core.cache import Cache
 from app.core.security import PasswordHasher
-from app.exceptions import ConflictException, UnauthorizedException
-from app.models.user import User
+from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
+from app.models import Action, Feature, Permission, Role, User, role_permissions, user_roles
 from app.schemas.user import UserCreate, UserSnapshot, UserUpdate
 from app.services.crud_service import CRUDService
 
 # Authenticated requests read the user from this cache entry instead of the database;
-# every write to a user below drops it, so a change is seen by the next request.
+# every write to a user below drops it or makes it stale, so the next request sees it.
 USER_SNAPSHOT_TTL_SECONDS = 300
+# Read with every snapshot; any change to who may do what moves it, so every snapshot
+# built before the change is rebuilt on its next use. Never expires.
+PERMISSIONS_VERSION_KEY = "auth:permissions-version"
+
+WITH_ROLES = (selectinload(User.roles),)
 
 
 def normalize_email(email: str) -> str:
@@ -21,6 +28,14 @@ def normalize_email(email: str) -> str:
 
 def user_snapshot_key(user_id: uuid.UUID) -> str:
     return f"auth:user:{user_id}"
+
+
+def cached_snapshot(cached: str | None, permissions_version: str | None) -> UserSnapshot | None:
+    """The cached snapshot, unless missing or built before the latest access change."""
+    if cached is None or permissions_version is None:
+        return None
+    snapshot = UserSnapshot.model_validate_json(cached)
+    return snapshot if snapshot.permissions_version == permissions_version else None
 
 
 class UserService(CRUDService[User, UserCreate, UserUpdate]):
@@ -33,14 +48,31 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         )
         return found
 
-    async def register(self, db: AsyncSession, data: UserCreate, hasher: PasswordHasher) -> User:
+    async def register(
+        self,
+        db: AsyncSession,
+        data: UserCreate,
+        hasher: PasswordHasher,
+        roles: Collection[str],
+        *,
+        is_verified: bool = False,
+    ) -> User:
         email = normalize_email(data.email)
         if await self.get_by_email(db, email) is not None:
             raise ConflictException("An account with this email already exists")
+        found = list(await db.scalars(select(Role).where(Role.name.in_(roles))))
+        if missing := set(roles) - {role.name for role in found}:
+            # A deployment problem, not the client's: fail loudly (500, logged).
+            raise RuntimeError(
+                f"roles {sorted(missing)} do not exist: run `python -m app.cli seed`"
+                " or correct DEFAULT_ROLE"
+            )
         user = User(
             email=email,
             hashed_password=await hasher.hash(data.password),
             full_name=data.full_name,
+            is_verified=is_verified,
+            roles=found,
         )
         db.add(user)
         # A concurrent registration of the same email still ends as a 409, via the unique index.
@@ -70,20 +102,80 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         await self.forget_snapshot(cache, user_id)
         return user
 
+    # Administration -----------------------------------------------------------
+
+    async def list_with_roles(
+        self, db: AsyncSession, *, limit: int, offset: int
+    ) -> tuple[list[User], int]:
+        return await self.list(db, limit=limit, offset=offset, options=WITH_ROLES)
+
+    async def get_with_roles(self, db: AsyncSession, user_id: uuid.UUID) -> User:
+        return await self.get_by_id(db, user_id, options=WITH_ROLES)
+
     async def set_active(
         self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, *, active: bool
     ) -> User:
-        user = await self.get_by_id(db, user_id)
+        user = await self.get_with_roles(db, user_id)
         user.is_active = active
         await self.commit(db)
-        await self.forget_snapshot(cache, user_id)
+        await self.invalidate_access(cache)
         return user
 
+    async def add_role(
+        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, role_id: uuid.UUID
+    ) -> User:
+        user = await self.get_with_roles(db, user_id)
+        role = await db.get(Role, role_id)
+        if role is None:
+            raise NotFoundException("Role not found")
+        if role not in user.roles:
+            user.roles.append(role)
+            await self.commit(db)
+            await self.invalidate_access(cache)
+        return user
+
+    async def remove_role(
+        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, role_id: uuid.UUID
+    ) -> User:
+        user = await self.get_with_roles(db, user_id)
+        held = [role for role in user.roles if role.id == role_id]
+        if not held:
+            raise NotFoundException("The user does not hold this role")
+        user.roles.remove(held[0])
+        await self.commit(db)
+        await self.invalidate_access(cache)
+        return user
+
+    # Snapshots ----------------------------------------------------------------
+
     async def load_snapshot(
-        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        user_id: uuid.UUID,
+        permissions_version: str | None,
     ) -> UserSnapshot:
+        """Build the user's snapshot from the database (two queries) and cache it.
+
+        `permissions_version` must have been read *before* this call: a change
+        committed while the snapshot is being built then moves the version past
+        it, and the stale snapshot is never used.
+        """
+        if permissions_version is None:
+            permissions_version = await self._start_permissions_version(cache)
         user = await self.get_active(db, user_id)
-        snapshot = UserSnapshot.model_validate(user)
+        roles, permissions = await self._resolve_access(db, user_id)
+        snapshot = UserSnapshot(
+            id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            is_active=user.is_active,
+            is_verified=user.is_verified,
+            created_at=user.created_at,
+            roles=roles,
+            permissions=permissions,
+            permissions_version=permissions_version,
+        )
         await cache.set(
             user_snapshot_key(user_id), snapshot.model_dump_json(), USER_SNAPSHOT_TTL_SECONDS
         )
@@ -92,12 +184,53 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
     async def forget_snapshot(self, cache: Cache, user_id: uuid.UUID) -> None:
         await cache.delete(user_snapshot_key(user_id))
 
+    async def invalidate_access(self, cache: Cache) -> None:
+        """Make every cached snapshot stale: call after committing any change to who may
+        do what (roles, grants, activation).
+
+        Moving one global version, rather than deleting the affected users' entries, needs
+        no list of who holds a role, and cannot race with a request that is rebuilding a
+        snapshot from rows read before the change. Such changes are rare; the price is one
+        rebuild per active user.
+        """
+        await cache.set(PERMISSIONS_VERSION_KEY, uuid.uuid4().hex)
+
     async def get_active(self, db: AsyncSession, user_id: uuid.UUID) -> User:
         """The user an access token names, if it still exists and is active."""
         user = await db.get(User, user_id)
         if user is None or not user.is_active:
             raise UnauthorizedException("User is inactive or no longer exists")
         return user
+
+    @staticmethod
+    async def _start_permissions_version(cache: Cache) -> str:
+        # The cache was emptied or evicted the key: start a version unless another
+        # instance just did, then use whichever one is current.
+        await cache.add(PERMISSIONS_VERSION_KEY, uuid.uuid4().hex)
+        return await cache.get(PERMISSIONS_VERSION_KEY) or ""
+
+    @staticmethod
+    async def _resolve_access(
+        db: AsyncSession, user_id: uuid.UUID
+    ) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The user's role names and permission names, in one query."""
+        rows = await db.execute(
+            select(Role.name, Feature.name, Action.name)
+            .select_from(user_roles)
+            .join(Role, Role.id == user_roles.c.role_id)
+            .outerjoin(role_permissions, role_permissions.c.role_id == Role.id)
+            .outerjoin(Permission, Permission.id == role_permissions.c.permission_id)
+            .outerjoin(Feature, Feature.id == Permission.feature_id)
+            .outerjoin(Action, Action.id == Permission.action_id)
+            .where(user_roles.c.user_id == user_id)
+        )
+        roles: set[str] = set()
+        permissions: set[str] = set()
+        for role, feature, action in rows:
+            roles.add(role)
+            if feature is not None and action is not None:
+                permissions.add(f"{feature}:{action}")
+        return tuple(sorted(roles)), frozenset(permissions)
 
 
 user_service = UserService()

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.resources import Resources
 from app.models import File
 from app.storage.base import Storage, StorageError
-from tests.helpers import API, TEST_UPLOAD_MAX_BYTES, error_of, upload_file
+from tests.helpers import API, TEST_UPLOAD_MAX_BYTES, error_of, login_as, upload_file
 
 Download = Callable[[str, dict[str, str]], Awaitable[httpx.Response]]
 StoredKeys = Callable[[str], set[str]]
@@ -210,3 +211,18 @@ async def test_a_storage_failure_is_503_and_writes_no_row(
 
     error_of(response, 503, "service_unavailable")
     assert await count_files(db_session) == 0
+
+
+async def test_a_files_admin_may_read_and_delete_anyones_file(
+    client: httpx.AsyncClient, resources: Resources, auth_headers: dict[str, str]
+) -> None:
+    uploaded = await upload_file(client, auth_headers)
+    assert uploaded.status_code == 201
+    path = f"{API}/files/{uploaded.json()['id']}"
+    admin_headers = await login_as(client, resources, "admin")
+    viewer_headers = await login_as(client, resources, "viewer")
+
+    assert (await client.get(path, headers=admin_headers)).status_code == 200
+    error_of(await client.delete(path, headers=viewer_headers), 403, "forbidden")
+    assert (await client.delete(path, headers=admin_headers)).status_code == 204
+    error_of(await client.get(path, headers=auth_headers), 404, "not_found")

@@ -69,6 +69,9 @@ async def test_update_me_changes_the_full_name(
         {"is_active": False},
         {"email": "someone.else@example.com"},
         {"is_verified": True},
+        {"roles": ["admin"]},
+        {"permissions": ["roles:admin"]},
+        {"full_name": "Me", "roles": [{"name": "admin"}]},
     ],
 )
 async def test_update_me_refuses_protected_fields(
@@ -82,3 +85,6 @@ async def test_update_me_refuses_protected_fields(
     assert me.json()["is_active"] is True
     assert me.json()["is_verified"] is False
     assert me.json()["email"].startswith("author-")
+    assert me.json()["full_name"] is None
+    assert me.json()["roles"] == ["author"]
+    assert "roles:admin" not in me.json()["permissions"]

@@ -6,39 +6,56 @@ from app.exceptions import ForbiddenException, NotFoundException, ValidationExce
 from app.models import Article, ArticleStatus, User
 from app.schemas.article import ArticleCreate, ArticleUpdate
 from app.services.article_service import article_service
-from tests.helpers import create_user
+from app.services.principal import Principal
+from tests.helpers import create_user, principal_for
+
+AUTHOR_PERMISSIONS = ("articles:read", "articles:write", "articles:delete", "articles:publish")
 
 
 @pytest.fixture
-async def author(db_session: AsyncSession, resources: Resources) -> User:
+async def author_user(db_session: AsyncSession, resources: Resources) -> User:
     return await create_user(db_session, resources.password_hasher, full_name="Author")
 
 
 @pytest.fixture
-async def stranger(db_session: AsyncSession, resources: Resources) -> User:
-    return await create_user(db_session, resources.password_hasher, full_name="Stranger")
+def author(author_user: User) -> Principal:
+    return principal_for(author_user, *AUTHOR_PERMISSIONS)
 
 
-async def _draft(db: AsyncSession, author: User, content: str | None = "Body") -> Article:
+@pytest.fixture
+async def stranger(db_session: AsyncSession, resources: Resources) -> Principal:
+    user = await create_user(db_session, resources.password_hasher, full_name="Stranger")
+    return principal_for(user, *AUTHOR_PERMISSIONS)
+
+
+@pytest.fixture
+async def editor(db_session: AsyncSession, resources: Resources) -> Principal:
+    user = await create_user(db_session, resources.password_hasher, full_name="Editor")
+    return principal_for(user, "articles:admin")
+
+
+async def _draft(db: AsyncSession, author: Principal, content: str | None = "Body") -> Article:
     return await article_service.create_for(
-        db, ArticleCreate(title="Title", content=content), author.id
+        db, ArticleCreate(title="Title", content=content), author.user_id
     )
 
 
-async def test_new_article_is_a_draft_of_its_author(db_session: AsyncSession, author: User) -> None:
+async def test_new_article_is_a_draft_of_its_author(
+    db_session: AsyncSession, author: Principal
+) -> None:
     article = await _draft(db_session, author)
 
     assert article.status is ArticleStatus.DRAFT
     assert article.published_at is None
-    assert article.author_id == author.id
+    assert article.author_id == author.user_id
 
 
 async def test_publish_sets_status_and_an_aware_published_at(
-    db_session: AsyncSession, resources: Resources, author: User
+    db_session: AsyncSession, resources: Resources, author: Principal
 ) -> None:
     article = await _draft(db_session, author)
 
-    published = await article_service.publish(db_session, article.id, author.id)
+    published = await article_service.publish(db_session, article.id, author)
 
     assert published.status is ArticleStatus.PUBLISHED
     assert published.published_at is not None
@@ -53,60 +70,82 @@ async def test_publish_sets_status_and_an_aware_published_at(
 
 @pytest.mark.parametrize("content", [None, "", "   \n"])
 async def test_publish_requires_content(
-    db_session: AsyncSession, author: User, content: str | None
+    db_session: AsyncSession, author: Principal, content: str | None
 ) -> None:
     article = await _draft(db_session, author, content=content)
 
     with pytest.raises(ValidationException, match="content"):
-        await article_service.publish(db_session, article.id, author.id)
+        await article_service.publish(db_session, article.id, author)
 
 
-async def test_publishing_twice_is_refused(db_session: AsyncSession, author: User) -> None:
+async def test_publishing_twice_is_refused(db_session: AsyncSession, author: Principal) -> None:
     article = await _draft(db_session, author)
-    await article_service.publish(db_session, article.id, author.id)
+    await article_service.publish(db_session, article.id, author)
 
     with pytest.raises(ValidationException, match="already published"):
-        await article_service.publish(db_session, article.id, author.id)
+        await article_service.publish(db_session, article.id, author)
 
 
 async def test_only_the_author_can_publish_update_or_delete(
-    db_session: AsyncSession, author: User, stranger: User
+    db_session: AsyncSession, author: Principal, stranger: Principal
 ) -> None:
     article = await _draft(db_session, author)
-    await article_service.publish(db_session, article.id, author.id)
+    await article_service.publish(db_session, article.id, author)
 
     with pytest.raises(ForbiddenException):
-        await article_service.publish(db_session, article.id, stranger.id)
+        await article_service.publish(db_session, article.id, stranger)
     with pytest.raises(ForbiddenException):
-        await article_service.update_own(
-            db_session, article.id, ArticleUpdate(title="X"), stranger.id
-        )
+        await article_service.edit(db_session, article.id, ArticleUpdate(title="X"), stranger)
     with pytest.raises(ForbiddenException):
-        await article_service.delete_own(db_session, article.id, stranger.id)
+        await article_service.remove(db_session, article.id, stranger)
 
 
 async def test_someone_elses_draft_is_not_found(
-    db_session: AsyncSession, author: User, stranger: User
+    db_session: AsyncSession, author: Principal, stranger: Principal
 ) -> None:
     article = await _draft(db_session, author)
 
     with pytest.raises(NotFoundException):
-        await article_service.get_visible(db_session, article.id, stranger.id)
+        await article_service.get_visible(db_session, article.id, stranger)
     with pytest.raises(NotFoundException):
-        await article_service.publish(db_session, article.id, stranger.id)
-    assert (await article_service.get_visible(db_session, article.id, author.id)).id == article.id
+        await article_service.publish(db_session, article.id, stranger)
+    with pytest.raises(NotFoundException):
+        await article_service.edit(db_session, article.id, ArticleUpdate(title="X"), stranger)
+    with pytest.raises(NotFoundException):
+        await article_service.remove(db_session, article.id, stranger)
+    assert (await article_service.get_visible(db_session, article.id, author)).id == article.id
 
 
 async def test_list_visible_shows_published_articles_and_own_drafts(
-    db_session: AsyncSession, author: User, stranger: User
+    db_session: AsyncSession, author: Principal, stranger: Principal
 ) -> None:
     own_draft = await _draft(db_session, author)
     hidden_draft = await _draft(db_session, stranger)
     published = await _draft(db_session, stranger)
-    await article_service.publish(db_session, published.id, stranger.id)
+    await article_service.publish(db_session, published.id, stranger)
 
-    articles, total = await article_service.list_visible(db_session, author.id, limit=10, offset=0)
+    articles, total = await article_service.list_visible(db_session, author, limit=10, offset=0)
 
     assert {article.id for article in articles} == {own_draft.id, published.id}
     assert hidden_draft.id not in {article.id for article in articles}
     assert total == 2
+
+
+async def test_articles_admin_sees_every_draft_and_may_change_any_article(
+    db_session: AsyncSession, author: Principal, editor: Principal
+) -> None:
+    draft = await _draft(db_session, author)
+    other = await _draft(db_session, author)
+
+    articles, total = await article_service.list_visible(db_session, editor, limit=10, offset=0)
+    assert {article.id for article in articles} == {draft.id, other.id}
+    assert total == 2
+    assert (await article_service.get_visible(db_session, draft.id, editor)).id == draft.id
+    edited = await article_service.edit(db_session, draft.id, ArticleUpdate(title="Ed"), editor)
+    assert edited.title == "Ed"
+    assert edited.author_id == author.user_id
+    published = await article_service.publish(db_session, draft.id, editor)
+    assert published.status is ArticleStatus.PUBLISHED
+    await article_service.remove(db_session, other.id, editor)
+    with pytest.raises(NotFoundException):
+        await article_service.get_visible(db_session, other.id, author)

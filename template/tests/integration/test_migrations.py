@@ -5,50 +5,27 @@ TEST_DATABASE_URL server (created here and dropped afterwards).
 """
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
-from alembic.config import Config
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import DateTime, Executable, Uuid, column, insert, inspect, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.models import Base
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    async with engine.connect() as connection:
-        await connection.execute(text(statement))
-    await engine.dispose()
+from app.models import Base, Role, user_roles
+from app.models.base import utcnow
+from tests.integration.databases import alembic_config, empty_database
 
 
 @pytest.fixture
 def empty_database_url(tmp_path: Path) -> Iterator[str]:
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
-        return
-    name = f"test_migrations_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    config.set_main_option("sqlalchemy.url", database_url)
-    return config
+    with empty_database(tmp_path) as url:
+        yield url
 
 
 def table_names(database_url: str) -> set[str]:
@@ -85,3 +62,34 @@ def test_downgrade_to_base_removes_everything(empty_database_url: str) -> None:
     assert table_names(empty_database_url) <= {"alembic_version"}
     command.upgrade(config, "head")  # and the way back up works again
     assert set(Base.metadata.tables) <= table_names(empty_database_url)
+
+
+async def _run(database_url: str, statement: Executable) -> list[Any]:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    async with engine.begin() as connection:
+        result = await connection.execute(statement)
+        rows = list(result.scalars()) if result.returns_rows else []
+    await engine.dispose()
+    return rows
+
+
+def test_existing_users_keep_their_abilities_as_authors(empty_database_url: str) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0003")  # the revision before RBAC
+    # The users table as it was before RBAC (the model may have moved on since).
+    users_before_rbac = table(
+        "users",
+        *(column(name) for name in ("email", "hashed_password", "is_active", "is_verified")),
+        column("id", Uuid()),
+        column("created_at", DateTime(timezone=True)),
+        column("updated_at", DateTime(timezone=True)),
+    )
+    user_id, now = uuid.uuid4(), utcnow()
+    row = {"id": user_id, "email": "old@example.com", "hashed_password": "x"}
+    flags = {"is_active": True, "is_verified": False, "created_at": now, "updated_at": now}
+    asyncio.run(_run(empty_database_url, insert(users_before_rbac).values(**row, **flags)))
+
+    command.upgrade(config, "head")
+
+    held = select(Role.name).join(user_roles).where(user_roles.c.user_id == user_id)
+    assert asyncio.run(_run(empty_database_url, held)) == ["author"]

@@ -29,7 +29,7 @@ async def test_register_refuses_an_email_in_any_case(
 
     duplicate = UserCreate(email="BOB@Example.com", password=DEFAULT_PASSWORD)
     with pytest.raises(ConflictException):
-        await user_service.register(db_session, duplicate, resources.password_hasher)
+        await user_service.register(db_session, duplicate, resources.password_hasher, ["author"])
 
 
 async def test_authenticate_returns_the_user_for_correct_credentials(
@@ -78,3 +78,13 @@ async def test_inactive_user_cannot_authenticate(
 async def test_get_active_refuses_an_unknown_user(db_session: AsyncSession) -> None:
     with pytest.raises(UnauthorizedException):
         await user_service.get_active(db_session, uuid.uuid4())
+
+
+async def test_registering_with_a_role_that_does_not_exist_fails_loudly(
+    db_session: AsyncSession, resources: Resources
+) -> None:
+    data = UserCreate(email="frank@example.com", password=DEFAULT_PASSWORD)
+
+    with pytest.raises(RuntimeError, match=r"\['ghost'\] do not exist"):
+        await user_service.register(db_session, data, resources.password_hasher, ["ghost"])
+    assert await user_service.get_by_email(db_session, "frank@example.com") is None

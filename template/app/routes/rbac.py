@@ -1,0 +1,103 @@
+"""Access control administration: the catalog, roles and their grants."""
+
+import uuid
+
+from fastapi import APIRouter, Depends, status
+
+from app.routes.deps import AppResources, DbSession
+from app.routes.permissions import require_permission
+from app.schemas.rbac import (
+    ActionResponse,
+    FeatureResponse,
+    PermissionResponse,
+    RoleCreate,
+    RoleResponse,
+    RoleUpdate,
+)
+from app.services.role_service import role_service
+
+router = APIRouter()
+
+READ_ROLES = [Depends(require_permission("roles:read"))]
+ADMINISTER_ROLES = [Depends(require_permission("roles:admin"))]
+
+
+@router.get("/features", response_model=list[FeatureResponse], dependencies=READ_ROLES)
+async def list_features(db: DbSession) -> list[FeatureResponse]:
+    return [FeatureResponse.model_validate(row) for row in await role_service.list_features(db)]
+
+
+@router.get("/actions", response_model=list[ActionResponse], dependencies=READ_ROLES)
+async def list_actions(db: DbSession) -> list[ActionResponse]:
+    return [ActionResponse.model_validate(row) for row in await role_service.list_actions(db)]
+
+
+@router.get("/permissions", response_model=list[PermissionResponse], dependencies=READ_ROLES)
+async def list_permissions(db: DbSession) -> list[PermissionResponse]:
+    """Every permission, `feature:action`; `feature:admin` implies the feature's others."""
+    permissions = await role_service.list_permissions(db)
+    return [PermissionResponse.model_validate(row) for row in permissions]
+
+
+@router.get("/roles", response_model=list[RoleResponse], dependencies=READ_ROLES)
+async def list_roles(db: DbSession) -> list[RoleResponse]:
+    return [RoleResponse.model_validate(role) for role in await role_service.list_roles(db)]
+
+
+@router.post(
+    "/roles",
+    response_model=RoleResponse,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=ADMINISTER_ROLES,
+)
+async def create_role(data: RoleCreate, db: DbSession) -> RoleResponse:
+    """Create a role with a set of permissions. The name must be free (409 otherwise)."""
+    return RoleResponse.model_validate(await role_service.create_role(db, data))
+
+
+@router.get("/roles/{role_id}", response_model=RoleResponse, dependencies=READ_ROLES)
+async def read_role(role_id: uuid.UUID, db: DbSession) -> RoleResponse:
+    return RoleResponse.model_validate(await role_service.get_role(db, role_id))
+
+
+@router.patch("/roles/{role_id}", response_model=RoleResponse, dependencies=ADMINISTER_ROLES)
+async def update_role(
+    role_id: uuid.UUID, data: RoleUpdate, db: DbSession, resources: AppResources
+) -> RoleResponse:
+    """Rename a role or change its description. System roles cannot be renamed (409)."""
+    role = await role_service.update_role(db, resources.cache, role_id, data)
+    return RoleResponse.model_validate(role)
+
+
+@router.delete(
+    "/roles/{role_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMINISTER_ROLES
+)
+async def delete_role(role_id: uuid.UUID, db: DbSession, resources: AppResources) -> None:
+    """Delete a role; its holders lose it at once. System roles cannot be deleted (409)."""
+    await role_service.delete_role(db, resources.cache, role_id)
+
+
+@router.put(
+    "/roles/{role_id}/permissions/{permission}",
+    response_model=RoleResponse,
+    dependencies=ADMINISTER_ROLES,
+)
+async def grant_permission(
+    role_id: uuid.UUID, permission: str, db: DbSession, resources: AppResources
+) -> RoleResponse:
+    """Grant a permission to a role (granted already is fine); holders get it at once."""
+    role = await role_service.grant(db, resources.cache, role_id, permission)
+    return RoleResponse.model_validate(role)
+
+
+@router.delete(
+    "/roles/{role_id}/permissions/{permission}",
+    response_model=RoleResponse,
+    dependencies=ADMINISTER_ROLES,
+)
+async def revoke_permission(
+    role_id: uuid.UUID, permission: str, db: DbSession, resources: AppResources
+) -> RoleResponse:
+    """Revoke a permission from a role; its holders lose it on their next request."""
+    role = await role_service.revoke(db, resources.cache, role_id, permission)
+    return RoleResponse.model_validate(role)

@@ -1,0 +1,75 @@
+"""Ownership of articles: a draft is hidden (404) from everyone but its author and
+editors, so guessing ids reveals nothing; a published article is visible to all readers
+and changed only by its author or an editor (403 for the rest)."""
+
+from typing import Any
+
+import httpx
+
+from app.core.resources import Resources
+from tests.helpers import API, error_of, login_as
+
+ARTICLES = f"{API}/articles"
+
+
+async def _draft(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.post(ARTICLES, headers=headers, json={"title": "A", "content": "B"})
+    assert response.status_code == 201, response.text
+    article: dict[str, Any] = response.json()
+    return article
+
+
+async def test_another_author_cannot_find_read_change_or_delete_a_draft(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    alice = await login_as(client, resources, "author")
+    bob = await login_as(client, resources, "author")
+    draft = await _draft(client, alice)
+    url = f"{ARTICLES}/{draft['id']}"
+
+    answers = [
+        await client.get(url, headers=bob),
+        await client.patch(url, headers=bob, json={"title": "Mine now"}),
+        await client.delete(url, headers=bob),
+        await client.post(f"{url}/publish", headers=bob),
+    ]
+
+    for answer in answers:
+        assert error_of(answer, 404, "not_found")["message"] == "Article not found"
+    assert (await client.get(ARTICLES, headers=bob)).json()["total"] == 0
+    unchanged = (await client.get(url, headers=alice)).json()
+    assert (unchanged["title"], unchanged["status"]) == ("A", "draft")
+
+
+async def test_a_published_article_is_visible_but_not_changeable_by_others(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    alice = await login_as(client, resources, "author")
+    bob = await login_as(client, resources, "author")
+    article = await _draft(client, alice)
+    url = f"{ARTICLES}/{article['id']}"
+    await client.post(f"{url}/publish", headers=alice)
+
+    assert (await client.get(url, headers=bob)).status_code == 200
+    error_of(await client.patch(url, headers=bob, json={"title": "X"}), 403, "forbidden")
+    error_of(await client.delete(url, headers=bob), 403, "forbidden")
+    assert (await client.get(url, headers=alice)).json()["title"] == "A"
+
+
+async def test_editors_see_every_draft_and_may_change_any_article(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    alice = await login_as(client, resources, "author")
+    editor = await login_as(client, resources, "editor")
+    draft = await _draft(client, alice)
+    url = f"{ARTICLES}/{draft['id']}"
+
+    listed = await client.get(ARTICLES, headers=editor)
+    edited = await client.patch(url, headers=editor, json={"title": "Edited"})
+    published = await client.post(f"{url}/publish", headers=editor)
+
+    assert [item["id"] for item in listed.json()["items"]] == [draft["id"]]
+    assert edited.json()["title"] == "Edited"
+    assert edited.json()["author_id"] == draft["author_id"]
+    assert published.json()["status"] == "published"
+    assert (await client.delete(url, headers=editor)).status_code == 204
