@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,7 +48,10 @@ Client = Annotated[ClientInfo, Depends(get_client_info)]
 
 async def get_principal(auth: Auth, db: DbSession, token: AccessToken) -> Principal:
     """The authenticated caller, or 401 with `WWW-Authenticate`."""
-    return await auth.authenticate(db, token)
+    principal = await auth.authenticate(db, token)
+    # Every later log line of this request, the access log included, names the caller.
+    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -68,3 +68,16 @@ def test_development_defaults_are_allowed_outside_production(environment: str) -
     )
 
     assert settings.uses_sqlite
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1", "10.0.0.0/8", "fd00::/8", "::1"])
+def test_trusted_proxies_accept_addresses_and_networks(value: str) -> None:
+    settings = Settings(_env_file=None, trusted_proxies=[value])
+
+    assert settings.trusted_proxies == [value]
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.1/8", "*"])
+def test_trusted_proxies_refuse_what_is_not_an_address(value: str) -> None:
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        Settings(_env_file=None, trusted_proxies=[value])
