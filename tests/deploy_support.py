@@ -87,8 +87,11 @@ class Nginx:
     def command(self, config: Path, *extra_globals: str) -> list[str]:
         # The shipped file leaves pid and error_log to the image's defaults: put them here.
         directives = " ".join(
-            [f"pid {self.prefix}/nginx.pid;", f"error_log {self.prefix}/error.log warn;"]
-            + list(extra_globals)
+            [
+                f"pid {self.prefix}/nginx.pid;",
+                f"error_log {self.prefix}/error.log warn;",
+                *extra_globals,
+            ]
         )
         return [self.binary, "-p", f"{self.prefix}/", "-c", str(config), "-g", directives]
 
@@ -160,15 +163,25 @@ def uvicorn_instance(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--no-proxy-headers", "--no-access-log", "--timeout-graceful-shutdown", "5",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "app.main:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-proxy-headers",
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "5",
             ],
             cwd=project,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         instance = Instance(name, port, process, log_path)
         try:
             yield instance

@@ -52,11 +52,12 @@ def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     """One service per `deployment` answer, other answers at their defaults."""
     return {
         answer: render(
-            template_repo, tmp_path_factory.mktemp(f"deploy-{answer}") / "svc",
+            template_repo,
+            tmp_path_factory.mktemp(f"deploy-{answer}") / "svc",
             {"deployment": answer},
         )
         for answer in DEPLOYMENTS
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture(scope="module")
@@ -135,20 +136,33 @@ def test_nginx_config_passes_nginx_t(rendered: dict[str, Path], nginx: Nginx) ->
     assert "test is successful" in result.stderr
 
 
-def test_nginx_tls_block_is_valid_once_uncommented(
-    rendered: dict[str, Path], nginx: Nginx
-) -> None:
+def test_nginx_tls_block_is_valid_once_uncommented(rendered: dict[str, Path], nginx: Nginx) -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.fail("openssl is needed to make a test certificate for the TLS server block")
     certs = nginx.prefix / "certs"
     certs.mkdir(exist_ok=True)
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-keyout", str(certs / "privkey.pem"),
-         "-out", str(certs / "fullchain.pem")],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(certs / "privkey.pem"),
+            "-out",
+            str(certs / "fullchain.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     shipped = (rendered["compose"] / "deploy/nginx/nginx.conf").read_text()
     tls = re.sub(r"^    # ?", "    ", shipped.split("# server {", 1)[1], flags=re.MULTILINE)
     tls = "server {" + tls.replace("# ... the proxy settings of the port-80 location ...", "")
@@ -183,7 +197,9 @@ def test_nginx_passes_the_client_to_the_app(rendered: dict[str, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def compose(rendered: dict[str, Path]) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((rendered["compose"] / "docker-compose.yml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load(
+        (rendered["compose"] / "docker-compose.yml").read_text()
+    )
     return loaded
 
 
@@ -274,10 +290,16 @@ def test_kubernetes_manifests_match_the_api_schemas(manifests: dict[str, dict[st
         checked.append(kind)
     assert sorted(checked) == sorted(
         [
-            "ConfigMap", "Secret", "Deployment", "Service", "Ingress",
-            "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job",
+            "ConfigMap",
+            "Secret",
+            "Deployment",
+            "Service",
+            "Ingress",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "Job",
         ]
-    )  # fmt: skip
+    )
 
 
 def test_kustomizations_name_existing_files(rendered: dict[str, Path]) -> None:
@@ -321,8 +343,10 @@ def test_deployment_probes_security_and_resources(manifests: dict[str, dict[str,
     assert pod["terminationGracePeriodSeconds"] > 25 + 5, "above preStop plus graceful shutdown"
     assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
     env_from = {next(iter(source.values()))["name"] for source in container["envFrom"]}
-    assert env_from == {manifests["ConfigMap"]["metadata"]["name"],
-                        manifests["Secret"]["metadata"]["name"]}  # fmt: skip
+    assert env_from == {
+        manifests["ConfigMap"]["metadata"]["name"],
+        manifests["Secret"]["metadata"]["name"],
+    }
 
 
 def test_service_ingress_and_autoscaler_point_at_the_deployment(
@@ -338,9 +362,12 @@ def test_service_ingress_and_autoscaler_point_at_the_deployment(
         for path in rule["http"]["paths"]
     ]
     assert set(backends) == {service["metadata"]["name"]}
-    exposed = {path["path"] for rule in manifests["Ingress"]["spec"]["rules"]
-               for path in rule["http"]["paths"]}  # fmt: skip
-    assert "/" not in exposed and "/metrics" not in exposed, "metrics stay inside the cluster"
+    exposed = {
+        path["path"]
+        for rule in manifests["Ingress"]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert exposed == {"/api", "/docs"}, "/health and /metrics stay inside the cluster"
     hpa = manifests["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
