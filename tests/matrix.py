@@ -59,6 +59,29 @@ def all_variants() -> list[dict[str, Any]]:
     return variants
 
 
+def _pairs(answers: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+    items = sorted(answers.items())
+    return set(itertools.combinations(items, 2))
+
+
+def pairwise_variants() -> list[dict[str, Any]]:
+    """A small subset of the matrix in which every pair of answers of any two questions
+    appears at least once (all-pairs), the default variant first. Greedy: each pick is the
+    variant covering most pairs not yet covered (ties: matrix order), so the result is
+    deterministic. TEMPLATE_VARIANT=<name> keeps just that variant."""
+    candidates = all_variants()
+    if os.environ.get("TEMPLATE_VARIANT"):
+        return candidates
+    uncovered = set().union(*(_pairs(answers) for answers in candidates))
+    chosen = [defaults()]
+    uncovered -= _pairs(defaults())
+    while uncovered:
+        best = max(candidates, key=lambda answers: len(_pairs(answers) & uncovered))
+        chosen.append(best)
+        uncovered -= _pairs(best)
+    return chosen
+
+
 def github_matrix() -> str:
     """The variants as a GitHub Actions matrix (the template's CI reads it)."""
     from tests.rendering import variant_name

@@ -1,13 +1,22 @@
 """Every variant of the matrix (derived from copier.yml): rendered clean, its own checks
 and suite pass. Failures name the variant and show the generated project's output.
 
-Suites: with TEST_DATABASE_URL and TEST_REDIS_URL set, every variant runs on PostgreSQL +
-Redis and the default variant also on SQLite + the in-process cache; without them, every
-variant runs on SQLite + the in-process cache.
+Tiers, by cost:
+- every variant (the full product of the answers) is rendered, its tree and files
+  checked, and its Python linted, format-checked, import-checked and type-checked.
+  Variants whose Python sources and pyproject.toml are byte-identical (answers such as
+  `deployment` change only non-Python files) share one run of each of those checks:
+  same inputs, same verdict.
+- the generated test suites run on an all-pairs selection of the matrix
+  (`matrix.pairwise_variants()`: every pair of answers of any two questions at least
+  once, the default variant first). With TEST_DATABASE_URL and TEST_REDIS_URL set they
+  run on PostgreSQL + Redis, and the default variant's also on SQLite + the in-process
+  cache; without them, on SQLite + the in-process cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -57,6 +66,8 @@ LAYERED_TREE = [
     ".gitignore",
     ".copier-answers.yml",
     "pyproject.toml",
+    "Dockerfile",
+    ".dockerignore",
 ]
 
 # What each answer must bring into the tree, and what it must leave out (path -> text).
@@ -81,6 +92,8 @@ MUST_NOT_CONTAIN: dict[tuple[str, str], dict[str, list[str]]] = {
 MUST_NOT_EXIST: dict[tuple[str, str], list[str]] = {
     ("token_transport", "cookie"): ["tests/e2e/test_body_transport.py"],
     ("token_transport", "body"): ["tests/e2e/test_cookie_transport.py"],
+    ("deployment", "compose"): ["deploy/kubernetes"],
+    ("deployment", "kubernetes"): ["docker-compose.yml", "deploy/nginx"],
 }
 
 
@@ -138,14 +151,10 @@ def test_answers_shape_the_tree(variant: Variant) -> None:
 
 def test_rendered_text_has_no_jinja_leftovers(variant: Variant) -> None:
     for path in variant.path.rglob("*"):
-        if path.is_file() and path.suffix in {
-            ".py",
-            ".toml",
-            ".md",
-            ".ini",
-            ".yml",
-            ".example",
-        }:
+        if path.is_file() and (
+            path.suffix in {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".conf", ".example"}
+            or path.name in {"Dockerfile", ".dockerignore", "Makefile", ".env"}
+        ):
             text = path.read_text()
             where = f"[{variant.name}] {path.relative_to(variant.path)}"
             assert "{{" not in text, f"{where}: Jinja left behind"
@@ -188,54 +197,61 @@ def test_ci_workflow_runs_what_make_check_runs(variant: Variant) -> None:
     assert env["TEST_REDIS_URL"].startswith("redis://")
 
 
+# Checks of the Python sources, run once per distinct set of sources:
+# (step, fingerprint) -> (the variant that ran it, its failure or None).
+_python_checks: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+
+def python_fingerprint(project: Path) -> str:
+    """A digest of what the Python checks read: every .py file and pyproject.toml."""
+    digest = hashlib.sha256()
+    for path in sorted([*project.rglob("*.py"), project / "pyproject.toml"]):
+        digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_python_once(
+    variant: Variant, step: str, command: list[str], runs: list[SuiteRun]
+) -> None:
+    key = (step, python_fingerprint(variant.path))
+    if key in _python_checks:
+        first, failure = _python_checks[key]
+        assert failure is None, f"[{variant.name}] same Python sources as {first}:\n{failure}"
+        return
+    try:
+        run_in_service(variant.path, command, variant=variant.name, step=step, runs=runs)
+    except AssertionError as error:
+        _python_checks[key] = (variant.name, str(error))
+        raise
+    _python_checks[key] = (variant.name, None)
+
+
 def test_ruff_lint(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
-    run_in_service(
-        variant.path,
-        [tool("ruff"), "check", "."],
-        variant=variant.name,
-        step="ruff check",
-        runs=record_suite_run,
-    )
+    check_python_once(variant, "ruff check", [tool("ruff"), "check", "."], record_suite_run)
 
 
 def test_ruff_format_changes_nothing(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
-    run_in_service(
-        variant.path,
-        [tool("ruff"), "format", "--check", "--diff", "."],
-        variant=variant.name,
-        step="ruff format --check",
-        runs=record_suite_run,
-    )
+    command = [tool("ruff"), "format", "--check", "--diff", "."]
+    check_python_once(variant, "ruff format --check", command, record_suite_run)
 
 
 def test_import_layers_contract(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
-    run_in_service(
-        variant.path,
-        [tool("lint-imports")],
-        variant=variant.name,
-        step="lint-imports",
-        runs=record_suite_run,
-    )
+    check_python_once(variant, "lint-imports", [tool("lint-imports")], record_suite_run)
 
 
 def test_mypy_strict(
     variant: Variant, mypy_cache_dir: Path, record_suite_run: list[SuiteRun]
 ) -> None:
-    run_in_service(
-        variant.path,
-        [tool("mypy"), "--cache-dir", str(mypy_cache_dir)],
-        variant=variant.name,
-        step="mypy",
-        runs=record_suite_run,
-    )
+    command = [tool("mypy"), "--cache-dir", str(mypy_cache_dir)]
+    check_python_once(variant, "mypy", command, record_suite_run)
 
 
 def suite_cases() -> list[Any]:
-    """(variant, backend) pairs: real services for all when configured, else SQLite for all;
-    the default variant always runs on SQLite too."""
+    """(variant, backend) pairs over the all-pairs selection: real services for each when
+    configured, else SQLite for each; the default variant always runs on SQLite too."""
     backends = service_backends()
     cases = []
-    for answers in matrix.all_variants():
+    for answers in matrix.pairwise_variants():
         for backend in backends:
             if backend == "sqlite" and "postgres" in backends and answers != matrix.defaults():
                 continue
