@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ COPIER_YML = Path(__file__).resolve().parent.parent / "copier.yml"
 NON_TOGGLE_QUESTIONS = frozenset({"python_version"})
 
 
+@functools.cache  # copier.yml does not change during a run; parsing it is not free
 def questions() -> dict[str, dict[str, Any]]:
     config = yaml.safe_load(COPIER_YML.read_text())
     return {name: spec for name, spec in config.items() if not name.startswith("_")}
