@@ -21,6 +21,7 @@ RUNTIME_DEPENDENCIES = [
     "fastapi>=0.120",
     "jinja2>=3.1.6",
     "limits>=5.5",
+    "prometheus-client>=0.21",
     "pydantic>=2.12",
     "pydantic-settings>=2.11",
     "pyjwt>=2.10.1",
@@ -38,7 +39,12 @@ DEV_DEPENDENCIES = [
     "pytest>=9.0",
     "pytest-asyncio>=1.2",
     "ruff>=0.14",
+    # The optional `sentry` extra, so the type-check and tests cover the error-tracking code.
+    "sentry-sdk>=2.20",
 ]
+# Installed on demand (`uv sync --extra sentry`, or EXTRAS=sentry for the image): error
+# tracking is one setting away, without every deployment carrying an SDK it does not use.
+OPTIONAL_DEPENDENCIES = {"sentry": ["sentry-sdk>=2.20"]}
 # answer name -> answer value -> (extra runtime deps, extra dev deps)
 VARIANT_DEPENDENCIES: dict[str, dict[str, tuple[list[str], list[str]]]] = {
     "storage_backend": {
@@ -70,4 +76,5 @@ class VariantContext(ContextHook):
         if str(context.get("_copier_phase")) != "render":
             return
         context["runtime_dependencies"], context["dev_dependencies"] = dependencies_for(context)
+        context["optional_dependencies"] = OPTIONAL_DEPENDENCIES
         context["python_target"] = "py" + context["python_version"].replace(".", "")

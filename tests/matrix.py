@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ COPIER_YML = Path(__file__).resolve().parent.parent / "copier.yml"
 NON_TOGGLE_QUESTIONS = frozenset({"python_version"})
 
 
+@functools.cache  # copier.yml does not change during a run; parsing it is not free
 def questions() -> dict[str, dict[str, Any]]:
     config = yaml.safe_load(COPIER_YML.read_text())
     return {name: spec for name, spec in config.items() if not name.startswith("_")}
@@ -57,6 +59,29 @@ def all_variants() -> list[dict[str, Any]]:
         if not variants:
             raise ValueError(f"TEMPLATE_VARIANT={only!r} names no variant of copier.yml")
     return variants
+
+
+def _pairs(answers: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+    items = sorted(answers.items())
+    return set(itertools.combinations(items, 2))
+
+
+def pairwise_variants() -> list[dict[str, Any]]:
+    """A small subset of the matrix in which every pair of answers of any two questions
+    appears at least once (all-pairs), the default variant first. Greedy: each pick is the
+    variant covering most pairs not yet covered (ties: matrix order), so the result is
+    deterministic. TEMPLATE_VARIANT=<name> keeps just that variant."""
+    candidates = all_variants()
+    if os.environ.get("TEMPLATE_VARIANT"):
+        return candidates
+    uncovered = set().union(*(_pairs(answers) for answers in candidates))
+    chosen = [defaults()]
+    uncovered -= _pairs(defaults())
+    while uncovered:
+        best = max(candidates, key=lambda answers: len(_pairs(answers) & uncovered))
+        chosen.append(best)
+        uncovered -= _pairs(best)
+    return chosen
 
 
 def github_matrix() -> str:

@@ -1,13 +1,16 @@
 """Every variant of the matrix (derived from copier.yml): rendered clean, its own checks
 and suite pass. Failures name the variant and show the generated project's output.
 
-Suites: with TEST_DATABASE_URL and TEST_REDIS_URL set, every variant runs on PostgreSQL +
-Redis and the default variant also on SQLite + the in-process cache; without them, every
-variant runs on SQLite + the in-process cache.
+Every combination is rendered and checked (tree, answer-specific files and words, leftover
+Jinja, settings, dependencies); ruff, ruff format, mypy and import-linter run once per
+distinct set of Python sources. The generated suites run on an all-pairs selection of the
+matrix: with TEST_DATABASE_URL and TEST_REDIS_URL set on PostgreSQL + Redis (the default
+variant also on SQLite + the in-process cache), otherwise on SQLite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -88,9 +91,24 @@ LAYERED_TREE = [
     ".gitignore",
     ".copier-answers.yml",
     "pyproject.toml",
+    "Dockerfile",
+    ".dockerignore",
 ]
 
-TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".example", ".html", ".txt", ".cfg"}
+TEXT_SUFFIXES = {
+    ".py",
+    ".toml",
+    ".md",
+    ".ini",
+    ".yml",
+    ".yaml",
+    ".conf",
+    ".example",
+    ".html",
+    ".txt",
+    ".cfg",
+}
+TEXT_NAMES = {"Dockerfile", ".dockerignore", "Makefile", ".env", ".env.example"}
 # The service's own Jinja2 email templates: copied verbatim, so `{{` is expected there.
 VERBATIM_DIRS = ("app/email/templates/",)
 
@@ -147,6 +165,12 @@ VARIANT_PACKAGES: dict[str, dict[str, tuple[set[str], set[str]]]] = {
     "storage_backend": {"local": (set(), set()), "s3": ({"boto3"}, {"boto3-stubs", "moto"})},
     "email_provider": {"smtp": ({"aiosmtplib"}, {"aiosmtpd"}), "api": ({"httpx"}, set())},
     "token_transport": {"cookie": (set(), set()), "body": (set(), set())},
+    "deployment": {"compose": (set(), set()), "kubernetes": (set(), set()), "both": (set(), set())},
+}
+# `deployment=both` renders both sets, so these are absences rather than exclusive files.
+MUST_NOT_EXIST: dict[tuple[str, str], list[str]] = {
+    ("deployment", "compose"): ["deploy/kubernetes"],
+    ("deployment", "kubernetes"): ["docker-compose.yml", "deploy/nginx"],
 }
 
 
@@ -180,7 +204,7 @@ def text_files(project: Path) -> dict[str, str]:
     return {
         path.relative_to(project).as_posix(): path.read_text()
         for path in project.rglob("*")
-        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name == ".env.example")
+        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES)
     }
 
 
@@ -206,6 +230,12 @@ def test_each_answer_renders_its_own_files_and_no_other(variant: Variant) -> Non
                 exists = (variant.path / file).is_file()
                 expected = value == variant.answers[question]
                 assert exists == expected, f"[{variant.name}] {file} present={exists}"
+
+
+def test_deployment_files_follow_the_answer(variant: Variant) -> None:
+    for question, value in variant.answers.items():
+        for relative in MUST_NOT_EXIST.get((question, value), []):
+            assert not (variant.path / relative).exists(), f"[{variant.name}] has {relative}"
 
 
 def test_other_answers_leave_no_trace_in_the_text(variant: Variant) -> None:
@@ -321,54 +351,61 @@ def test_ci_workflow_runs_what_make_check_runs(variant: Variant) -> None:
     assert env["TEST_REDIS_URL"].startswith("redis://")
 
 
+# Checks of the Python sources, run once per distinct set of sources:
+# (step, fingerprint) -> (the variant that ran it, its failure or None).
+_python_checks: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+
+def python_fingerprint(project: Path) -> str:
+    """A digest of what the Python checks read: every .py file and pyproject.toml."""
+    digest = hashlib.sha256()
+    for path in sorted([*project.rglob("*.py"), project / "pyproject.toml"]):
+        digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_python_once(
+    variant: Variant, step: str, command: list[str], runs: list[SuiteRun]
+) -> None:
+    key = (step, python_fingerprint(variant.path))
+    if key in _python_checks:
+        first, failure = _python_checks[key]
+        assert failure is None, f"[{variant.name}] same Python sources as {first}:\n{failure}"
+        return
+    try:
+        run_in_service(variant.path, command, variant=variant.name, step=step, runs=runs)
+    except AssertionError as error:
+        _python_checks[key] = (variant.name, str(error))
+        raise
+    _python_checks[key] = (variant.name, None)
+
+
 def test_ruff_lint(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
-    run_in_service(
-        variant.path,
-        [tool("ruff"), "check", "."],
-        variant=variant.name,
-        step="ruff check",
-        runs=record_suite_run,
-    )
+    check_python_once(variant, "ruff check", [tool("ruff"), "check", "."], record_suite_run)
 
 
 def test_ruff_format_changes_nothing(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
-    run_in_service(
-        variant.path,
-        [tool("ruff"), "format", "--check", "--diff", "."],
-        variant=variant.name,
-        step="ruff format --check",
-        runs=record_suite_run,
-    )
+    command = [tool("ruff"), "format", "--check", "--diff", "."]
+    check_python_once(variant, "ruff format --check", command, record_suite_run)
 
 
 def test_import_layers_contract(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
-    run_in_service(
-        variant.path,
-        [tool("lint-imports")],
-        variant=variant.name,
-        step="lint-imports",
-        runs=record_suite_run,
-    )
+    check_python_once(variant, "lint-imports", [tool("lint-imports")], record_suite_run)
 
 
 def test_mypy_strict(
     variant: Variant, mypy_cache_dir: Path, record_suite_run: list[SuiteRun]
 ) -> None:
-    run_in_service(
-        variant.path,
-        [tool("mypy"), "--cache-dir", str(mypy_cache_dir)],
-        variant=variant.name,
-        step="mypy",
-        runs=record_suite_run,
-    )
+    command = [tool("mypy"), "--cache-dir", str(mypy_cache_dir)]
+    check_python_once(variant, "mypy", command, record_suite_run)
 
 
 def suite_cases() -> list[Any]:
-    """(variant, backend) pairs: real services for all when configured, else SQLite for all;
-    the default variant always runs on SQLite too."""
+    """(variant, backend) pairs over the all-pairs selection: real services for each when
+    configured, else SQLite for each; the default variant always runs on SQLite too."""
     backends = service_backends()
     cases = []
-    for answers in matrix.all_variants():
+    for answers in matrix.pairwise_variants():
         for backend in backends:
             if backend == "sqlite" and "postgres" in backends and answers != matrix.defaults():
                 continue

@@ -3,7 +3,8 @@
 For every HTTP request it:
 - takes a well-formed `X-Request-ID` from the client or makes one, binds it to
   the logging context and returns it on the response;
-- writes one access-log line with method, path, status and latency;
+- writes one access-log line with method, path, status, latency and client address
+  (the real client's when a trusted proxy reported it: see `trusted_proxies`);
 - turns an unhandled exception into a 500 in the common error shape, with the
   request id and without the traceback (which goes to the log instead).
 """
@@ -62,12 +63,14 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send)
         finally:
+            client = scope.get("client")
             access_logger.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status_code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client=client[0] if client else None,
             )
 
     @staticmethod

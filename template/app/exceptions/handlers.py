@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.exceptions import AppException
@@ -56,7 +57,27 @@ async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# How long a client should wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
+logger = structlog.stdlib.get_logger(__name__)
+
+
+async def handle_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """The database is unreachable (restarting, failing over): a 503 the client may retry,
+    rather than a 500 that reads like a bug. The pool reconnects once it is back."""
+    logger.warning("database_unavailable", error=repr(exc))
+    return JSONResponse(
+        error_body("service_unavailable", "The database is unavailable; try again shortly"),
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppException, handle_app_exception)
     app.add_exception_handler(RequestValidationError, handle_request_validation)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    # A refused connection surfaces as OSError (ConnectionRefusedError) from the driver,
+    # a dropped one as SQLAlchemy's OperationalError or InterfaceError.
+    for error in (OperationalError, InterfaceError, ConnectionRefusedError):
+        app.add_exception_handler(error, handle_database_unavailable)

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
+import structlog
 from fastapi import BackgroundTasks, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,7 +58,10 @@ async def get_principal(auth: Auth, token: AccessToken) -> Principal:
     On the hot path of every protected route: no database session is opened here
     (the service opens one only when the user's cached snapshot is missing).
     """
-    return await auth.authenticate(token)
+    principal = await auth.authenticate(token)
+    # Every later log line of this request, the access log included, names the caller.
+    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -3,7 +3,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from app.core.config import Settings
+from app.core.resources import Resources
 from app.main import create_app
 from tests.helpers import API, build_settings, error_of
 
@@ -87,3 +90,29 @@ async def test_unhandled_exception_is_a_500_without_internals(tmp_path: Path) ->
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
     assert "RuntimeError" not in response.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "Connection refused"),
+        OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+    ],
+    ids=["refused", "dropped"],
+)
+async def test_an_unreachable_database_is_a_503_to_retry(
+    settings: Settings, resources: Resources, error: Exception
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/needs-the-database")
+    async def needs_the_database() -> None:
+        raise error
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/needs-the-database")
+
+    error_of(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"] == "5"
