@@ -85,10 +85,11 @@ def pairwise_variants() -> list[dict[str, Any]]:
 
 
 def github_matrix() -> str:
-    """The variants as a GitHub Actions matrix (the template's CI reads it)."""
+    """The all-pairs selection as a GitHub Actions matrix: a job per variant whose suite
+    runs (every combination is rendered and checked by the `exhaustive` job)."""
     from tests.rendering import variant_name
 
-    return json.dumps({"variant": [variant_name(answers) for answers in all_variants()]})
+    return json.dumps({"variant": [variant_name(answers) for answers in pairwise_variants()]})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The access-control catalog: every feature, action, permission and default role, as data.
 
-This is the one definition the rest follows: migration 0003 inserts it into a new
+This is the one definition the rest follows: migration 0004 inserts it into a new
 database, `python -m app.cli seed` adds whatever a deploy brings that the database
 lacks, `require_permission` refuses permission names that are not listed here, and
 the tests and README are checked against it. It imports nothing from the app, so the
