@@ -96,7 +96,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
     ran = sorted({run.backend for run in suite_runs if run.backend})
     terminalreporter.write_line(f"generated suites ran on: {', '.join(ran) or 'none'}")
-    if "postgresql+redis" not in ran:
+    if "postgres" not in service_backends():
         terminalreporter.write_line(
             "PostgreSQL + Redis suites did NOT run: set TEST_DATABASE_URL and TEST_REDIS_URL"
         )

@@ -59,7 +59,7 @@ LAYERED_TREE = [
     "app/routes/permissions.py",
     "app/routes/rbac.py",
     "app/cli.py",
-    "alembic/versions/0003_rbac.py",
+    "alembic/versions/0004_rbac.py",
     "app/exceptions/__init__.py",
     "app/exceptions/handlers.py",
     "app/storage/base.py",
