@@ -105,6 +105,7 @@ def render_page(settings: dict[str, dict[str, Any]]) -> str:
 
 def on_pre_build(config: Any) -> None:
     page = render_page(collect())
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)  # generated only: not in git
     # Write only on change: `mkdocs serve` rebuilds whenever a file in docs/ changes.
     if not OUTPUT.exists() or OUTPUT.read_text() != page:
         OUTPUT.write_text(page)
