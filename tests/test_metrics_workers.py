@@ -5,15 +5,12 @@ answers the scrape. Needs no database: only /health/live is requested.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.deploy_support import free_port, wait_until
+from tests.deploy_support import uvicorn_instance, wait_until
 from tests.rendering import render
 
 REQUESTS = 40
@@ -39,49 +36,24 @@ def test_metrics_add_up_over_workers(template_repo: Path, tmp_path: Path) -> Non
     project = render(template_repo, tmp_path / "svc")
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    port = free_port()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(project),
         "METRICS_ENABLED": "true",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
         "WEB_CONCURRENCY": "2",  # read by uvicorn itself, as in the image
     }
-    env.pop("REDIS_URL", None)
-    log = (tmp_path / "uvicorn.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-proxy-headers",
-        ],
-        cwd=project,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(f"{base}/health/live", timeout=60)
+    with uvicorn_instance(project, "metrics", env, tmp_path) as server:
+        wait_until(f"{server.url}/health/live", timeout=60, process=server)
         sent = 0
         # A new connection each time, so the kernel hands them to either worker; keep
         # going (bounded) until both have answered some.
         while sent < MAX_REQUESTS and (sent < REQUESTS or len(_counting_workers(metrics_dir)) < 2):
-            assert httpx.get(f"{base}/health/live", headers={"Connection": "close"}).is_success
+            response = httpx.get(f"{server.url}/health/live", headers={"Connection": "close"})
+            assert response.is_success
             sent += 1
-        scrapes = [httpx.get(f"{base}/metrics", headers={"Connection": "close"}) for _ in range(4)]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        scrapes = [
+            httpx.get(f"{server.url}/metrics", headers={"Connection": "close"}) for _ in range(4)
+        ]
 
     workers = _counting_workers(metrics_dir)
     assert len(workers) == 2, f"expected two workers to count, found {sorted(workers)}"

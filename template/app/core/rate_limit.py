@@ -17,7 +17,6 @@ from app.exceptions import TooManyRequestsException
 
 class RateLimiter:
     def __init__(self, storage: Storage) -> None:
-        self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, limit: str, *identifiers: str) -> None:
@@ -28,9 +27,6 @@ class RateLimiter:
         stats = await self._limiter.get_window_stats(item, *identifiers)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise TooManyRequestsException(retry_after_seconds=retry_after)
-
-    async def reset(self, limit: str, *identifiers: str) -> None:
-        await self._limiter.clear(parse(limit), *identifiers)
 
 
 def create_rate_limiter(settings: Settings) -> RateLimiter:
