@@ -19,6 +19,9 @@ class Article(BaseModel):
     __table_args__ = (
         # Serves the default listing: newest first, filtered by status.
         Index("ix_articles_status_created_at", "status", "created_at"),
+        # Serves the default order of the full list (editors see every status) and its
+        # keyset pages: newest first, id breaking ties.
+        Index("ix_articles_created_at_id", "created_at", "id"),
     )
 
     title: Mapped[str] = mapped_column(String(255))

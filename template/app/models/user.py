@@ -1,6 +1,6 @@
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import BaseModel
@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 class User(BaseModel):
     __tablename__ = "users"
+    # Serves the user list's default order (newest first, id breaking ties).
+    __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)
 
     # Stored lower-cased by the service, so the unique index is case-insensitive in effect.
     email: Mapped[str] = mapped_column(String(320), unique=True, index=True)

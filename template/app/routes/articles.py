@@ -2,13 +2,22 @@
 who may change an article) is decided by `article_service`."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from app.routes.deps import CurrentPrincipal, DbSession, Pagination
+from app.routes.deps import AppResources, CurrentPrincipal, DbSession
 from app.routes.permissions import require_permission
-from app.schemas.article import ArticleCreate, ArticleResponse, ArticleSummary, ArticleUpdate
-from app.schemas.pagination import Page
+from app.routes.responses import conditional_json, json_response
+from app.schemas.article import (
+    ArticleCreate,
+    ArticleFields,
+    ArticleListQuery,
+    ArticleResponse,
+    ArticleSummary,
+    ArticleUpdate,
+)
+from app.schemas.listing import Page
 from app.services.article_service import article_service
 
 router = APIRouter()
@@ -17,21 +26,14 @@ router = APIRouter()
 @router.get("", response_model=Page[ArticleSummary])
 @require_permission("articles:read")
 async def list_articles(
-    principal: CurrentPrincipal, db: DbSession, page: Pagination
-) -> Page[ArticleSummary]:
-    """Published articles and your own drafts (every draft for editors), newest first.
+    query: Annotated[ArticleListQuery, Query()], principal: CurrentPrincipal, db: DbSession
+) -> Response:
+    """Published articles and your own drafts (every draft for editors), newest first
+    unless `sort` says otherwise.
 
     Items leave the content out; the detail carries it.
     """
-    articles, total = await article_service.list_visible(
-        db, principal, limit=page.limit, offset=page.offset
-    )
-    return Page[ArticleSummary](
-        items=[ArticleSummary.model_validate(article) for article in articles],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return json_response(await article_service.list_visible(db, principal, query))
 
 
 @router.post("", response_model=ArticleResponse, status_code=status.HTTP_201_CREATED)
@@ -47,35 +49,51 @@ async def create_article(
 @router.get("/{article_id}", response_model=ArticleResponse)
 @require_permission("articles:read")
 async def read_article(
-    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
-) -> ArticleResponse:
-    """One article. Someone else's draft answers 404, as if it did not exist."""
-    article = await article_service.get_visible(db, article_id, principal)
-    return ArticleResponse.model_validate(article)
+    article_id: uuid.UUID,
+    selection: Annotated[ArticleFields, Query()],
+    request: Request,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    resources: AppResources,
+) -> Response:
+    """One article. Someone else's draft answers 404, as if it did not exist.
+
+    Served from the cache until the article changes; send the `ETag` back in
+    `If-None-Match` to get an empty 304 while it has not changed.
+    """
+    article = await article_service.read_visible(db, resources.cache, article_id, principal)
+    body = article.model_dump_json(include=selection.include()).encode()
+    return conditional_json(request, body)
 
 
 @router.patch("/{article_id}", response_model=ArticleResponse)
 @require_permission("articles:write")
 async def update_article(
-    article_id: uuid.UUID, data: ArticleUpdate, principal: CurrentPrincipal, db: DbSession
+    article_id: uuid.UUID,
+    data: ArticleUpdate,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    resources: AppResources,
 ) -> ArticleResponse:
     """Change your article's title or content (only the fields sent are changed)."""
-    article = await article_service.edit(db, article_id, data, principal)
+    article = await article_service.edit(db, resources.cache, article_id, data, principal)
     return ArticleResponse.model_validate(article)
 
 
 @router.delete("/{article_id}", status_code=status.HTTP_204_NO_CONTENT)
 @require_permission("articles:delete")
-async def delete_article(article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
+async def delete_article(
+    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, resources: AppResources
+) -> None:
     """Delete your article."""
-    await article_service.remove(db, article_id, principal)
+    await article_service.remove(db, resources.cache, article_id, principal)
 
 
 @router.post("/{article_id}/publish", response_model=ArticleResponse)
 @require_permission("articles:publish")
 async def publish_article(
-    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
+    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, resources: AppResources
 ) -> ArticleResponse:
     """Publish your draft. It needs content; publishing twice is refused."""
-    article = await article_service.publish(db, article_id, principal)
+    article = await article_service.publish(db, resources.cache, article_id, principal)
     return ArticleResponse.model_validate(article)

@@ -4,13 +4,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
 import structlog
-from fastapi import BackgroundTasks, Depends, Query, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
 from app.email.base import EmailProvider
 from app.routes.token_transport import AccessToken
-from app.schemas.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams
 from app.services.auth_service import AuthService, ClientInfo
 from app.services.mail_service import MailService
 from app.services.principal import Principal
@@ -65,16 +64,6 @@ async def get_principal(auth: Auth, token: AccessToken) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
-async def get_page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> PageParams:
-    return PageParams(limit=limit, offset=offset)
-
-
-Pagination = Annotated[PageParams, Depends(get_page_params)]
 
 
 async def get_storage(request: Request) -> Storage:

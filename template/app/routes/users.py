@@ -1,13 +1,21 @@
 """Your own account (any authenticated user) and user administration (by permission)."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 
-from app.routes.deps import AppResources, CurrentPrincipal, DbSession, Pagination
+from app.routes.deps import AppResources, CurrentPrincipal, DbSession
 from app.routes.permissions import require_permission
-from app.schemas.pagination import Page
-from app.schemas.user import CurrentUserResponse, UserAdminResponse, UserResponse, UserUpdate
+from app.routes.responses import json_response
+from app.schemas.listing import Page
+from app.schemas.user import (
+    CurrentUserResponse,
+    UserAdminResponse,
+    UserListQuery,
+    UserResponse,
+    UserUpdate,
+)
 from app.services.user_service import user_service
 
 router = APIRouter()
@@ -32,15 +40,9 @@ async def update_me(
 
 
 @router.get("", response_model=Page[UserAdminResponse], dependencies=READ_USERS)
-async def list_users(db: DbSession, page: Pagination) -> Page[UserAdminResponse]:
-    """Every user with their roles, newest first."""
-    users, total = await user_service.list_with_roles(db, limit=page.limit, offset=page.offset)
-    return Page[UserAdminResponse](
-        items=[UserAdminResponse.model_validate(user) for user in users],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+async def list_users(query: Annotated[UserListQuery, Query()], db: DbSession) -> Response:
+    """Users with their roles, newest first unless `sort` says otherwise."""
+    return json_response(await user_service.list_with_roles(db, query))
 
 
 @router.get("/{user_id}", response_model=UserAdminResponse, dependencies=READ_USERS)

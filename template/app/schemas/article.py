@@ -1,9 +1,11 @@
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models.article import ArticleStatus
+from app.schemas.listing import FieldSelection, ListQuery
 
 
 class ArticleBase(BaseModel):
@@ -62,3 +64,23 @@ class ArticleResponse(ArticleBase):
     author: AuthorSummary
     created_at: datetime
     updated_at: datetime
+
+
+class ArticleFields(FieldSelection):
+    item_schema = ArticleResponse
+
+
+class ArticleListQuery(ListQuery):
+    """`GET /articles` parameters: the filters, orders and fields it allows."""
+
+    item_schema = ArticleSummary
+
+    sort: Literal[
+        "created_at", "-created_at", "published_at", "-published_at", "title", "-title"
+    ] = Field(default="-created_at", description="`-` for descending; unpublished last.")
+    status: ArticleStatus | None = None
+    author_id: uuid.UUID | None = None
+    created_after: datetime | None = Field(default=None, description="Created at or after.")
+    created_before: datetime | None = Field(default=None, description="Created before.")
+    published_after: datetime | None = Field(default=None, description="Published at or after.")
+    published_before: datetime | None = Field(default=None, description="Published before.")

@@ -1,9 +1,11 @@
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from app.schemas.listing import ListQuery
 from app.schemas.rbac import RoleSummary
 
 # bcrypt sees a fixed-size pre-hash (see app.core.security), so long passphrases are fine;
@@ -43,6 +45,19 @@ class UserAdminResponse(UserResponse):
     """A user as administrators see them: with their roles."""
 
     roles: list[RoleSummary]
+
+
+class UserListQuery(ListQuery):
+    """`GET /users` parameters: the filters, orders and fields it allows."""
+
+    item_schema = UserAdminResponse
+
+    sort: Literal["created_at", "-created_at", "email", "-email"] = "-created_at"
+    is_active: bool | None = None
+    is_verified: bool | None = None
+    role: str | None = Field(default=None, max_length=50, description="Holds this role.")
+    created_after: datetime | None = Field(default=None, description="Created at or after.")
+    created_before: datetime | None = Field(default=None, description="Created before.")
 
 
 class CurrentUserResponse(UserResponse):

@@ -8,25 +8,68 @@ is visible to every reader; changing, deleting or publishing it is for its autho
 """
 
 import uuid
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from app.core.cache import Cache
+from app.core.read_cache import ReadCache
 from app.exceptions import ForbiddenException, NotFoundException, ValidationException
 from app.models.article import Article, ArticleStatus
 from app.models.base import utcnow
-from app.schemas.article import ArticleCreate, ArticleUpdate
+from app.models.user import User
+from app.schemas.article import ArticleCreate, ArticleListQuery, ArticleResponse, ArticleUpdate
 from app.services.authorization import has_permission
 from app.services.crud_service import CRUDService
+from app.services.listing import Join, Listing
 from app.services.principal import Principal
 
 # Responses embed the author: load it in the same query, never lazily.
 WITH_AUTHOR = (joinedload(Article.author),)
 
+ARTICLE_LISTING = Listing(
+    query=ArticleListQuery,
+    id_column=Article.id,
+    columns={
+        "id": Article.id,
+        "title": Article.title,
+        "status": Article.status,
+        "published_at": Article.published_at,
+        "author_id": Article.author_id,
+        "author.id": User.id,
+        "author.full_name": User.full_name,
+        "created_at": Article.created_at,
+        "updated_at": Article.updated_at,
+    },
+    joins={"author": Join(User, User.id == Article.author_id)},
+    sorts={
+        "created_at": Article.created_at,
+        "published_at": Article.published_at,
+        "title": Article.title,
+    },
+    filters={
+        "status": lambda status: Article.status == status,
+        "author_id": lambda author_id: Article.author_id == author_id,
+        "created_after": lambda moment: Article.created_at >= moment,
+        "created_before": lambda moment: Article.created_at < moment,
+        "published_after": lambda moment: Article.published_at >= moment,
+        "published_before": lambda moment: Article.published_at < moment,
+    },
+)
 
-def _is_own_or_managed(article: Article, principal: Principal) -> bool:
-    return article.author_id == principal.user_id or has_permission(principal, "articles:admin")
+# Single-article reads are served from the cache; every write below invalidates the
+# article it changed, and a change to a user's name invalidates them all (they embed it).
+ARTICLE_READS_TTL_SECONDS = 300
+
+
+def article_reads(cache: Cache) -> ReadCache:
+    return ReadCache(cache, "articles", ttl_seconds=ARTICLE_READS_TTL_SECONDS)
+
+
+def _is_own_or_managed(author_id: uuid.UUID, principal: Principal) -> bool:
+    return author_id == principal.user_id or has_permission(principal, "articles:admin")
 
 
 class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
@@ -37,13 +80,31 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         self, db: AsyncSession, article_id: uuid.UUID, principal: Principal
     ) -> Article:
         article = await self.get_by_id(db, article_id, options=WITH_AUTHOR)
-        if article.status is ArticleStatus.DRAFT and not _is_own_or_managed(article, principal):
+        self._check_visible(article.status, article.author_id, principal)
+        return article
+
+    async def read_visible(
+        self, db: AsyncSession, cache: Cache, article_id: uuid.UUID, principal: Principal
+    ) -> ArticleResponse:
+        """`get_visible` as the response, from the cache when it holds the article."""
+
+        async def load() -> str | None:
+            article = await db.get(Article, article_id, options=WITH_AUTHOR)
+            if article is None:
+                return None
+            return ArticleResponse.model_validate(article).model_dump_json()
+
+        cached = await article_reads(cache).get_or_load(str(article_id), load)
+        if cached is None:
             raise NotFoundException("Article not found")
+        article = ArticleResponse.model_validate_json(cached)
+        self._check_visible(article.status, article.author_id, principal)
         return article
 
     async def list_visible(
-        self, db: AsyncSession, principal: Principal, *, limit: int, offset: int
-    ) -> tuple[list[Article], int]:
+        self, db: AsyncSession, principal: Principal, query: ArticleListQuery
+    ) -> dict[str, Any]:
+        """One page of the articles the caller may see, as JSON-ready data."""
         where: list[ColumnElement[bool]] = []
         if not has_permission(principal, "articles:admin"):
             where.append(
@@ -52,7 +113,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
                     Article.author_id == principal.user_id,
                 )
             )
-        return await self.list(db, limit=limit, offset=offset, where=where, options=WITH_AUTHOR)
+        return await ARTICLE_LISTING.page(db, query, where)
 
     async def create_for(
         self, db: AsyncSession, data: ArticleCreate, author_id: uuid.UUID
@@ -62,20 +123,30 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         return article
 
     async def edit(
-        self, db: AsyncSession, article_id: uuid.UUID, data: ArticleUpdate, principal: Principal
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        article_id: uuid.UUID,
+        data: ArticleUpdate,
+        principal: Principal,
     ) -> Article:
         article = await self._get_for_change(db, article_id, principal)
         clears_content = "content" in data.model_fields_set and not (data.content or "").strip()
         if article.status is ArticleStatus.PUBLISHED and clears_content:
             raise ValidationException("A published article must keep its content")
-        return await self.update(db, article, data)
+        await self.update(db, article, data)
+        await article_reads(cache).invalidate(str(article_id))
+        return article
 
-    async def remove(self, db: AsyncSession, article_id: uuid.UUID, principal: Principal) -> None:
+    async def remove(
+        self, db: AsyncSession, cache: Cache, article_id: uuid.UUID, principal: Principal
+    ) -> None:
         article = await self._get_for_change(db, article_id, principal)
         await self.delete(db, article)
+        await article_reads(cache).invalidate(str(article_id))
 
     async def publish(
-        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal
+        self, db: AsyncSession, cache: Cache, article_id: uuid.UUID, principal: Principal
     ) -> Article:
         article = await self._get_for_change(db, article_id, principal, action="publish")
         if article.status is ArticleStatus.PUBLISHED:
@@ -85,6 +156,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         article.status = ArticleStatus.PUBLISHED
         article.published_at = utcnow()
         await self.commit(db)
+        await article_reads(cache).invalidate(str(article_id))
         return article
 
     async def _get_for_change(
@@ -92,9 +164,14 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
     ) -> Article:
         # Visibility first: a draft the caller may not see is 404, never 403.
         article = await self.get_visible(db, article_id, principal)
-        if not _is_own_or_managed(article, principal):
+        if not _is_own_or_managed(article.author_id, principal):
             raise ForbiddenException(f"Only the author or an editor can {action} this article")
         return article
+
+    @staticmethod
+    def _check_visible(status: ArticleStatus, author_id: uuid.UUID, principal: Principal) -> None:
+        if status is ArticleStatus.DRAFT and not _is_own_or_managed(author_id, principal):
+            raise NotFoundException("Article not found")
 
 
 article_service = ArticleService()

@@ -1,4 +1,4 @@
-"""Generic CRUD operations shared by the resource services.
+"""Generic CRUD operations shared by the resource services (lists: `app.services.listing`).
 
 Services own the transaction: a method that changes data commits before it
 returns, so a route never commits and one business operation is one unit of
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel as Schema
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.interfaces import ORMOption
@@ -35,38 +34,6 @@ class CRUDService(Generic[ModelT, CreateT, UpdateT]):
         if instance is None:
             raise NotFoundException(f"{self.resource_name} not found")
         return instance
-
-    async def list(
-        self,
-        db: AsyncSession,
-        *,
-        limit: int,
-        offset: int,
-        where: Sequence[ColumnElement[bool]] = (),
-        order_by: Sequence[ColumnElement[Any]] = (),
-        options: Sequence[ORMOption] = (),
-    ) -> tuple[list[ModelT], int]:
-        """One page of the rows matching `where` (newest first by default) and their total.
-
-        The total comes from a window function in the same query, so a page costs one
-        round trip; only a page past the end needs a separate count.
-        """
-        ordering = order_by or (self.model.created_at.desc(), self.model.id.desc())
-        query = (
-            select(self.model, func.count().over())
-            .where(*where)
-            .order_by(*ordering)
-            .limit(limit)
-            .offset(offset)
-            .options(*options)
-        )
-        rows = (await db.execute(query)).all()
-        if rows:
-            return [row[0] for row in rows], rows[0][1]
-        if offset == 0:
-            return [], 0
-        total = await db.scalar(select(func.count()).select_from(self.model).where(*where))
-        return [], total or 0
 
     async def create(self, db: AsyncSession, data: CreateT, **extra: Any) -> ModelT:
         instance = self.model(**data.model_dump(), **extra)

@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,8 +10,10 @@ from app.core.cache import Cache
 from app.core.security import PasswordHasher
 from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
 from app.models import Action, Feature, Permission, Role, User, role_permissions, user_roles
-from app.schemas.user import UserCreate, UserSnapshot, UserUpdate
+from app.schemas.user import UserCreate, UserListQuery, UserSnapshot, UserUpdate
+from app.services.article_service import article_reads
 from app.services.crud_service import CRUDService
+from app.services.listing import Listing, RelatedList
 
 # Authenticated requests read the user from this cache entry instead of the database;
 # every write to a user below drops it or makes it stale, so the next request sees it.
@@ -20,6 +23,42 @@ USER_SNAPSHOT_TTL_SECONDS = 300
 PERMISSIONS_VERSION_KEY = "auth:permissions-version"
 
 WITH_ROLES = (selectinload(User.roles),)
+
+USER_LISTING = Listing(
+    query=UserListQuery,
+    id_column=User.id,
+    columns={
+        "id": User.id,
+        "email": User.email,
+        "full_name": User.full_name,
+        "is_active": User.is_active,
+        "is_verified": User.is_verified,
+        "created_at": User.created_at,
+    },
+    related_lists={
+        "roles": RelatedList(
+            lambda user_ids: (
+                select(user_roles.c.user_id, Role.id, Role.name)
+                .join(Role, Role.id == user_roles.c.role_id)
+                .where(user_roles.c.user_id.in_(user_ids))
+                .order_by(Role.name)
+            ),
+            item_fields=("id", "name"),
+        )
+    },
+    sorts={"created_at": User.created_at, "email": User.email},
+    filters={
+        "is_active": lambda active: User.is_active == active,
+        "is_verified": lambda verified: User.is_verified == verified,
+        "role": lambda name: User.id.in_(
+            select(user_roles.c.user_id)
+            .join(Role, Role.id == user_roles.c.role_id)
+            .where(Role.name == name)
+        ),
+        "created_after": lambda moment: User.created_at >= moment,
+        "created_before": lambda moment: User.created_at < moment,
+    },
+)
 
 
 def normalize_email(email: str) -> str:
@@ -100,14 +139,15 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         user = await self.get_active(db, user_id)
         await self.update(db, user, data)
         await self.forget_snapshot(cache, user_id)
+        if "full_name" in data.model_fields_set:
+            await article_reads(cache).invalidate_all()  # cached articles show their author
         return user
 
     # Administration -----------------------------------------------------------
 
-    async def list_with_roles(
-        self, db: AsyncSession, *, limit: int, offset: int
-    ) -> tuple[list[User], int]:
-        return await self.list(db, limit=limit, offset=offset, options=WITH_ROLES)
+    async def list_with_roles(self, db: AsyncSession, query: UserListQuery) -> dict[str, Any]:
+        """One page of users with their roles, as JSON-ready data."""
+        return await USER_LISTING.page(db, query)
 
     async def get_with_roles(self, db: AsyncSession, user_id: uuid.UUID) -> User:
         return await self.get_by_id(db, user_id, options=WITH_ROLES)

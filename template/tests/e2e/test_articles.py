@@ -46,7 +46,7 @@ async def test_list_is_a_paginated_envelope(
     second = await client.get(ARTICLES, headers=auth_headers, params={"limit": 2, "offset": 2})
 
     assert first.status_code == second.status_code == 200
-    assert set(first.json()) == {"items", "total", "limit", "offset"}
+    assert set(first.json()) == {"items", "total", "limit", "offset", "next_cursor"}
     assert (first.json()["total"], first.json()["limit"], first.json()["offset"]) == (
         3,
         2,

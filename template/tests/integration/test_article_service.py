@@ -1,15 +1,21 @@
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache
 from app.core.resources import Resources
 from app.exceptions import ForbiddenException, NotFoundException, ValidationException
 from app.models import Article, ArticleStatus, User
-from app.schemas.article import ArticleCreate, ArticleUpdate
+from app.schemas.article import ArticleCreate, ArticleListQuery, ArticleUpdate
 from app.services.article_service import article_service
 from app.services.principal import Principal
 from tests.helpers import create_user, principal_for
 
 AUTHOR_PERMISSIONS = ("articles:read", "articles:write", "articles:delete", "articles:publish")
+
+
+@pytest.fixture
+def cache(resources: Resources) -> Cache:
+    return resources.cache
 
 
 @pytest.fixture
@@ -51,11 +57,11 @@ async def test_new_article_is_a_draft_of_its_author(
 
 
 async def test_publish_sets_status_and_an_aware_published_at(
-    db_session: AsyncSession, resources: Resources, author: Principal
+    db_session: AsyncSession, cache: Cache, resources: Resources, author: Principal
 ) -> None:
     article = await _draft(db_session, author)
 
-    published = await article_service.publish(db_session, article.id, author)
+    published = await article_service.publish(db_session, cache, article.id, author)
 
     assert published.status is ArticleStatus.PUBLISHED
     assert published.published_at is not None
@@ -70,82 +76,90 @@ async def test_publish_sets_status_and_an_aware_published_at(
 
 @pytest.mark.parametrize("content", [None, "", "   \n"])
 async def test_publish_requires_content(
-    db_session: AsyncSession, author: Principal, content: str | None
+    db_session: AsyncSession, cache: Cache, author: Principal, content: str | None
 ) -> None:
     article = await _draft(db_session, author, content=content)
 
     with pytest.raises(ValidationException, match="content"):
-        await article_service.publish(db_session, article.id, author)
+        await article_service.publish(db_session, cache, article.id, author)
 
 
-async def test_publishing_twice_is_refused(db_session: AsyncSession, author: Principal) -> None:
+async def test_publishing_twice_is_refused(
+    db_session: AsyncSession, cache: Cache, author: Principal
+) -> None:
     article = await _draft(db_session, author)
-    await article_service.publish(db_session, article.id, author)
+    await article_service.publish(db_session, cache, article.id, author)
 
     with pytest.raises(ValidationException, match="already published"):
-        await article_service.publish(db_session, article.id, author)
+        await article_service.publish(db_session, cache, article.id, author)
 
 
 async def test_only_the_author_can_publish_update_or_delete(
-    db_session: AsyncSession, author: Principal, stranger: Principal
+    db_session: AsyncSession, cache: Cache, author: Principal, stranger: Principal
 ) -> None:
     article = await _draft(db_session, author)
-    await article_service.publish(db_session, article.id, author)
+    await article_service.publish(db_session, cache, article.id, author)
 
     with pytest.raises(ForbiddenException):
-        await article_service.publish(db_session, article.id, stranger)
+        await article_service.publish(db_session, cache, article.id, stranger)
     with pytest.raises(ForbiddenException):
-        await article_service.edit(db_session, article.id, ArticleUpdate(title="X"), stranger)
+        await article_service.edit(
+            db_session, cache, article.id, ArticleUpdate(title="X"), stranger
+        )
     with pytest.raises(ForbiddenException):
-        await article_service.remove(db_session, article.id, stranger)
+        await article_service.remove(db_session, cache, article.id, stranger)
 
 
 async def test_someone_elses_draft_is_not_found(
-    db_session: AsyncSession, author: Principal, stranger: Principal
+    db_session: AsyncSession, cache: Cache, author: Principal, stranger: Principal
 ) -> None:
     article = await _draft(db_session, author)
 
     with pytest.raises(NotFoundException):
         await article_service.get_visible(db_session, article.id, stranger)
     with pytest.raises(NotFoundException):
-        await article_service.publish(db_session, article.id, stranger)
+        await article_service.publish(db_session, cache, article.id, stranger)
     with pytest.raises(NotFoundException):
-        await article_service.edit(db_session, article.id, ArticleUpdate(title="X"), stranger)
+        await article_service.edit(
+            db_session, cache, article.id, ArticleUpdate(title="X"), stranger
+        )
     with pytest.raises(NotFoundException):
-        await article_service.remove(db_session, article.id, stranger)
+        await article_service.remove(db_session, cache, article.id, stranger)
     assert (await article_service.get_visible(db_session, article.id, author)).id == article.id
 
 
 async def test_list_visible_shows_published_articles_and_own_drafts(
-    db_session: AsyncSession, author: Principal, stranger: Principal
+    db_session: AsyncSession, cache: Cache, author: Principal, stranger: Principal
 ) -> None:
     own_draft = await _draft(db_session, author)
     hidden_draft = await _draft(db_session, stranger)
     published = await _draft(db_session, stranger)
-    await article_service.publish(db_session, published.id, stranger)
+    await article_service.publish(db_session, cache, published.id, stranger)
 
-    articles, total = await article_service.list_visible(db_session, author, limit=10, offset=0)
+    page = await article_service.list_visible(db_session, author, ArticleListQuery())
 
-    assert {article.id for article in articles} == {own_draft.id, published.id}
-    assert hidden_draft.id not in {article.id for article in articles}
-    assert total == 2
+    assert {item["id"] for item in page["items"]} == {own_draft.id, published.id}
+    assert hidden_draft.id not in {item["id"] for item in page["items"]}
+    assert page["total"] == 2
 
 
 async def test_articles_admin_sees_every_draft_and_may_change_any_article(
-    db_session: AsyncSession, author: Principal, editor: Principal
+    db_session: AsyncSession, cache: Cache, author: Principal, editor: Principal
 ) -> None:
     draft = await _draft(db_session, author)
     other = await _draft(db_session, author)
 
-    articles, total = await article_service.list_visible(db_session, editor, limit=10, offset=0)
-    assert {article.id for article in articles} == {draft.id, other.id}
-    assert total == 2
+    page = await article_service.list_visible(db_session, editor, ArticleListQuery())
+    assert {item["id"] for item in page["items"]} == {draft.id, other.id}
+    assert page["total"] == 2
     assert (await article_service.get_visible(db_session, draft.id, editor)).id == draft.id
-    edited = await article_service.edit(db_session, draft.id, ArticleUpdate(title="Ed"), editor)
+    edited = await article_service.edit(
+        db_session, cache, draft.id, ArticleUpdate(title="Ed"), editor
+    )
     assert edited.title == "Ed"
     assert edited.author_id == author.user_id
-    published = await article_service.publish(db_session, draft.id, editor)
+    published = await article_service.publish(db_session, cache, draft.id, editor)
     assert published.status is ArticleStatus.PUBLISHED
-    await article_service.remove(db_session, other.id, editor)
+    await article_service.remove(db_session, cache, other.id, editor)
     with pytest.raises(NotFoundException):
         await article_service.get_visible(db_session, other.id, author)

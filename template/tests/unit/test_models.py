@@ -17,7 +17,7 @@ def test_constraints_follow_the_naming_convention() -> None:
     articles = Base.metadata.tables["articles"]
 
     assert users.primary_key.name == "pk_users"
-    assert {index.name for index in users.indexes} == {"ix_users_email"}
+    assert {index.name for index in users.indexes} == {"ix_users_email", "ix_users_created_at_id"}
     assert {fk.name for fk in articles.foreign_key_constraints} == {"fk_articles_author_id_users"}
     assert "ix_articles_status_created_at" in {index.name for index in articles.indexes}
 

@@ -1,0 +1,141 @@
+"""`GET /articles/{id}`: cached reads that a write invalidates at once, ETags, fields."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.cache import RedisCache
+from app.core.resources import Resources
+from tests.helpers import API, AppFactory, error_of, recorded_queries
+
+ARTICLES = f"{API}/articles"
+
+
+async def _article(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.post(ARTICLES, headers=headers, json={"title": "T", "content": "x"})
+    assert response.status_code == 201, response.text
+    article: dict[str, Any] = response.json()
+    return article
+
+
+async def test_repeated_reads_come_from_the_cache(
+    client: httpx.AsyncClient, resources: Resources, auth_headers: dict[str, str]
+) -> None:
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+
+    with recorded_queries(resources.engine) as first_read:
+        first = await client.get(url, headers=auth_headers)
+    with recorded_queries(resources.engine) as second_read:
+        second = await client.get(url, headers=auth_headers)
+
+    assert first.json() == second.json()
+    assert any("FROM articles" in sql for sql in first_read)
+    assert second_read == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("update", {"title": "Changed"}),
+        ("publish", {"status": "published"}),
+        ("delete", None),
+    ],
+)
+async def test_a_write_is_visible_to_the_next_read(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    change: str,
+    expected: dict[str, str] | None,
+) -> None:
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    assert (await client.get(url, headers=auth_headers)).json()["status"] == "draft"  # cached
+
+    if change == "update":
+        await client.patch(url, headers=auth_headers, json={"title": "Changed"})
+    elif change == "publish":
+        await client.post(f"{url}/publish", headers=auth_headers)
+    else:
+        await client.delete(url, headers=auth_headers)
+    after = await client.get(url, headers=auth_headers)
+
+    if expected is None:
+        error_of(after, 404, "not_found")
+    else:
+        assert expected.items() <= after.json().items()
+
+
+async def test_a_renamed_author_shows_in_cached_articles(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    await client.get(url, headers=auth_headers)
+
+    await client.patch(f"{API}/users/me", headers=auth_headers, json={"full_name": "New Name"})
+
+    assert (await client.get(url, headers=auth_headers)).json()["author"]["full_name"] == (
+        "New Name"
+    )
+
+
+async def test_cached_drafts_stay_private(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], other_auth_headers: dict[str, str]
+) -> None:
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    assert (await client.get(url, headers=auth_headers)).status_code == 200  # now cached
+
+    error_of(await client.get(url, headers=other_auth_headers), 404, "not_found")
+
+
+async def test_no_instance_serves_a_stale_read_after_a_write(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    auth_headers: dict[str, str],
+    app_factory: AppFactory,
+) -> None:
+    if not isinstance(resources.cache, RedisCache):
+        pytest.skip(
+            "instances share state only through Redis (the in-process cache is per process)"
+        )
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    async with app_factory() as other_instance:
+        assert (await other_instance.get(url, headers=auth_headers)).json()["title"] == "T"
+
+        await client.patch(url, headers=auth_headers, json={"title": "Changed"})
+
+        assert (await other_instance.get(url, headers=auth_headers)).json()["title"] == "Changed"
+
+
+async def test_etag_answers_304_until_the_article_changes(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    first = await client.get(url, headers=auth_headers)
+    etag = first.headers["etag"]
+
+    unchanged = await client.get(url, headers={**auth_headers, "If-None-Match": etag})
+    weak = await client.get(url, headers={**auth_headers, "If-None-Match": f'W/{etag}, "x"'})
+    await client.patch(url, headers=auth_headers, json={"title": "Changed"})
+    changed = await client.get(url, headers={**auth_headers, "If-None-Match": etag})
+
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "private, no-cache"
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert unchanged.headers["etag"] == etag
+    assert weak.status_code == 304
+    assert changed.status_code == 200
+    assert changed.json()["title"] == "Changed"
+    assert changed.headers["etag"] != etag
+
+
+async def test_detail_fields_selection(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+
+    picked = await client.get(url, headers=auth_headers, params={"fields": "content,author.id"})
+    unknown = await client.get(url, headers=auth_headers, params={"fields": "password"})
+
+    assert set(picked.json()) == {"content", "author"}
+    assert set(picked.json()["author"]) == {"id"}
+    assert "choose from" in error_of(unknown, 422)["details"][0]["message"]
