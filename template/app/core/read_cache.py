@@ -15,8 +15,12 @@ can serve the old value, whatever the timing of concurrent readers.
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 from app.core.cache import Cache
+
+# `str`, or `str | None` for reads that may find nothing.
+ValueT = TypeVar("ValueT", bound=str | None)
 
 # Longer than any entry lives: an entry must never outlive the generation it was
 # tagged with, or a key whose generation expired could match it again.
@@ -31,7 +35,7 @@ class ReadCache:
         self.namespace = namespace
         self.ttl_seconds = ttl_seconds
 
-    async def get_or_load(self, key: str, load: Callable[[], Awaitable[str | None]]) -> str | None:
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[ValueT]]) -> ValueT:
         """The cached value, or `load()`'s (cached unless None: absence is not cached)."""
         namespace_generation, key_generation, entry = await self.cache.get_many(
             self._generation_key(None), self._generation_key(key), self._entry_key(key)
@@ -40,7 +44,7 @@ class ReadCache:
         if entry is not None:
             entry_tag, _, cached = entry.partition("\n")
             if entry_tag == tag:
-                return cached
+                return cast(ValueT, cached)
         loaded = await load()
         if loaded is not None:
             await self.cache.set(self._entry_key(key), f"{tag}\n{loaded}", self.ttl_seconds)

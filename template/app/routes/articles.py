@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from app.routes.deps import AppResources, CurrentPrincipal, DbSession
 from app.routes.permissions import require_permission
-from app.routes.responses import conditional_json, json_response
+from app.routes.responses import conditional_json
 from app.schemas.article import (
     ArticleCreate,
     ArticleFields,
@@ -26,23 +26,29 @@ router = APIRouter()
 @router.get("", response_model=Page[ArticleSummary])
 @require_permission("articles:read")
 async def list_articles(
-    query: Annotated[ArticleListQuery, Query()], principal: CurrentPrincipal, db: DbSession
+    query: Annotated[ArticleListQuery, Query()],
+    request: Request,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    resources: AppResources,
 ) -> Response:
     """Published articles and your own drafts (every draft for editors), newest first
     unless `sort` says otherwise.
 
-    Items leave the content out; the detail carries it.
+    Items leave the content out; the detail carries it. Pages are served from the cache
+    until an article changes, with an `ETag` (see the detail endpoint).
     """
-    return json_response(await article_service.list_visible(db, principal, query))
+    page = await article_service.list_visible(db, resources.cache, principal, query)
+    return conditional_json(request, page.encode())
 
 
 @router.post("", response_model=ArticleResponse, status_code=status.HTTP_201_CREATED)
 @require_permission("articles:write")
 async def create_article(
-    data: ArticleCreate, principal: CurrentPrincipal, db: DbSession
+    data: ArticleCreate, principal: CurrentPrincipal, db: DbSession, resources: AppResources
 ) -> ArticleResponse:
     """Create a draft article authored by you."""
-    article = await article_service.create_for(db, data, principal.user_id)
+    article = await article_service.create_for(db, resources.cache, data, principal.user_id)
     return ArticleResponse.model_validate(article)
 
 

@@ -8,8 +8,8 @@ is visible to every reader; changing, deleting or publishing it is for its autho
 """
 
 import uuid
-from typing import Any
 
+import pydantic_core
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -59,13 +59,26 @@ ARTICLE_LISTING = Listing(
     },
 )
 
-# Single-article reads are served from the cache; every write below invalidates the
-# article it changed, and a change to a user's name invalidates them all (they embed it).
+# Reads are served from the cache: single articles, and list pages per audience (an
+# editor sees every draft, anyone else their own). Every write below invalidates the
+# article it changed and every list page; a user's new name invalidates everything,
+# since articles embed their author's.
 ARTICLE_READS_TTL_SECONDS = 300
+ARTICLE_LISTS_TTL_SECONDS = 60
 
 
 def article_reads(cache: Cache) -> ReadCache:
     return ReadCache(cache, "articles", ttl_seconds=ARTICLE_READS_TTL_SECONDS)
+
+
+def article_lists(cache: Cache) -> ReadCache:
+    return ReadCache(cache, "article-lists", ttl_seconds=ARTICLE_LISTS_TTL_SECONDS)
+
+
+async def forget_cached_articles(cache: Cache) -> None:
+    """Invalidate every cached article read (for writes outside this service)."""
+    await article_reads(cache).invalidate_all()
+    await article_lists(cache).invalidate_all()
 
 
 def _is_own_or_managed(author_id: uuid.UUID, principal: Principal) -> bool:
@@ -102,10 +115,11 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         return article
 
     async def list_visible(
-        self, db: AsyncSession, principal: Principal, query: ArticleListQuery
-    ) -> dict[str, Any]:
-        """One page of the articles the caller may see, as JSON-ready data."""
+        self, db: AsyncSession, cache: Cache, principal: Principal, query: ArticleListQuery
+    ) -> str:
+        """One page of the articles the caller may see, as JSON."""
         where: list[ColumnElement[bool]] = []
+        audience = "editors"
         if not has_permission(principal, "articles:admin"):
             where.append(
                 or_(
@@ -113,13 +127,19 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
                     Article.author_id == principal.user_id,
                 )
             )
-        return await ARTICLE_LISTING.page(db, query, where)
+            audience = str(principal.user_id)
+
+        async def load() -> str:
+            return pydantic_core.to_json(await ARTICLE_LISTING.page(db, query, where)).decode()
+
+        return await article_lists(cache).get_or_load(f"{audience}:{query.fingerprint()}", load)
 
     async def create_for(
-        self, db: AsyncSession, data: ArticleCreate, author_id: uuid.UUID
+        self, db: AsyncSession, cache: Cache, data: ArticleCreate, author_id: uuid.UUID
     ) -> Article:
         article = await self.create(db, data, author_id=author_id)
         await db.refresh(article, attribute_names=["author"])
+        await article_lists(cache).invalidate_all()
         return article
 
     async def edit(
@@ -135,7 +155,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         if article.status is ArticleStatus.PUBLISHED and clears_content:
             raise ValidationException("A published article must keep its content")
         await self.update(db, article, data)
-        await article_reads(cache).invalidate(str(article_id))
+        await self._forget(cache, article_id)
         return article
 
     async def remove(
@@ -143,7 +163,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
     ) -> None:
         article = await self._get_for_change(db, article_id, principal)
         await self.delete(db, article)
-        await article_reads(cache).invalidate(str(article_id))
+        await self._forget(cache, article_id)
 
     async def publish(
         self, db: AsyncSession, cache: Cache, article_id: uuid.UUID, principal: Principal
@@ -156,7 +176,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         article.status = ArticleStatus.PUBLISHED
         article.published_at = utcnow()
         await self.commit(db)
-        await article_reads(cache).invalidate(str(article_id))
+        await self._forget(cache, article_id)
         return article
 
     async def _get_for_change(
@@ -167,6 +187,11 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         if not _is_own_or_managed(article.author_id, principal):
             raise ForbiddenException(f"Only the author or an editor can {action} this article")
         return article
+
+    @staticmethod
+    async def _forget(cache: Cache, article_id: uuid.UUID) -> None:
+        await article_reads(cache).invalidate(str(article_id))
+        await article_lists(cache).invalidate_all()
 
     @staticmethod
     def _check_visible(status: ArticleStatus, author_id: uuid.UUID, principal: Principal) -> None:

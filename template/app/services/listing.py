@@ -14,14 +14,17 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     ColumnElement,
+    Enum,
     FromClause,
     Select,
     TypeDecorator,
+    Uuid,
     and_,
     func,
     literal,
@@ -124,7 +127,8 @@ class Listing:
         total = None
         if counting:
             total = rows[0][-1] if rows else await self._count_past_end(db, conditions, query)
-        items = [_nest(selected, row) for row in page_rows]
+        converters = [_json_converter(self.columns[path]) for path in selected]
+        items = [_nest(selected, converters, row) for row in page_rows]
         for name in (path for path in query.selected if path in self.related_lists):
             await self._load_related_list(
                 db, name, items, [row[len(selected) + 1] for row in page_rows]
@@ -237,10 +241,30 @@ def _adapter(python_type: type[Any]) -> TypeAdapter[Any]:
     return TypeAdapter(python_type)
 
 
-def _nest(paths: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+def _json_converter(column: InstrumentedAttribute[Any]) -> Callable[[Any], Any] | None:
+    """How to make a column's values plain for JSON, if they need it.
+
+    Drivers return subclasses (asyncpg's own UUID class, enum members) that the JSON
+    encoder only recognizes on a slow path; as strings they cost a fraction of it.
+    """
+    column_type = column.type
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    if isinstance(column_type, Uuid):
+        return str
+    if isinstance(column_type, Enum) and column_type.enum_class is not None:
+        return attrgetter("value")
+    return None
+
+
+def _nest(
+    paths: Sequence[str], converters: Sequence[Callable[[Any], Any] | None], row: Sequence[Any]
+) -> dict[str, Any]:
     """A row of selected columns as the item's JSON object (`author.id` -> nested)."""
     item: dict[str, Any] = {}
-    for path, value in zip(paths, row, strict=False):
+    for path, convert, value in zip(paths, converters, row, strict=False):
+        if convert is not None and value is not None:
+            value = convert(value)
         top, _, nested = path.partition(".")
         if nested:
             item.setdefault(top, {})[nested] = value

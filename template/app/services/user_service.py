@@ -11,7 +11,7 @@ from app.core.security import PasswordHasher
 from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
 from app.models import Action, Feature, Permission, Role, User, role_permissions, user_roles
 from app.schemas.user import UserCreate, UserListQuery, UserSnapshot, UserUpdate
-from app.services.article_service import article_reads
+from app.services.article_service import forget_cached_articles
 from app.services.crud_service import CRUDService
 from app.services.listing import Listing, RelatedList
 
@@ -140,7 +140,7 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         await self.update(db, user, data)
         await self.forget_snapshot(cache, user_id)
         if "full_name" in data.model_fields_set:
-            await article_reads(cache).invalidate_all()  # cached articles show their author
+            await forget_cached_articles(cache)  # cached articles show their author's name
         return user
 
     # Administration -----------------------------------------------------------

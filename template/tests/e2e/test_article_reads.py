@@ -139,3 +139,81 @@ async def test_detail_fields_selection(
     assert set(picked.json()) == {"content", "author"}
     assert set(picked.json()["author"]) == {"id"}
     assert "choose from" in error_of(unknown, 422)["details"][0]["message"]
+
+
+async def test_cached_list_pages_follow_every_write(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    async def titles() -> list[tuple[str, str]]:
+        page = (await client.get(ARTICLES, headers=auth_headers)).json()
+        return [(item["title"], item["status"]) for item in page["items"]]
+
+    article = await _article(client, auth_headers)
+    url = f"{ARTICLES}/{article['id']}"
+    assert await titles() == [("T", "draft")]  # cached from here on
+
+    await _article(client, auth_headers)
+    assert await titles() == [("T", "draft"), ("T", "draft")]
+    await client.patch(url, headers=auth_headers, json={"title": "Changed"})
+    assert ("Changed", "draft") in await titles()
+    await client.post(f"{url}/publish", headers=auth_headers)
+    assert ("Changed", "published") in await titles()
+    await client.delete(url, headers=auth_headers)
+    assert await titles() == [("T", "draft")]
+
+
+async def test_cached_list_pages_show_a_new_author_name(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    await _article(client, auth_headers)
+    await client.get(ARTICLES, headers=auth_headers)
+
+    await client.patch(f"{API}/users/me", headers=auth_headers, json={"full_name": "Renamed"})
+
+    [item] = (await client.get(ARTICLES, headers=auth_headers)).json()["items"]
+    assert item["author"]["full_name"] == "Renamed"
+
+
+async def test_list_pages_are_cached_per_audience(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], other_auth_headers: dict[str, str]
+) -> None:
+    await _article(client, auth_headers)
+    assert (await client.get(ARTICLES, headers=auth_headers)).json()["total"] == 1
+
+    # Same query, other reader: someone else's draft stays out of their page.
+    assert (await client.get(ARTICLES, headers=other_auth_headers)).json()["total"] == 0
+
+
+async def test_no_instance_serves_a_stale_list_after_a_write(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    auth_headers: dict[str, str],
+    app_factory: AppFactory,
+) -> None:
+    if not isinstance(resources.cache, RedisCache):
+        pytest.skip(
+            "instances share state only through Redis (the in-process cache is per process)"
+        )
+    await _article(client, auth_headers)
+    async with app_factory() as other_instance:
+        assert (await other_instance.get(ARTICLES, headers=auth_headers)).json()["total"] == 1
+
+        await _article(client, auth_headers)
+
+        assert (await other_instance.get(ARTICLES, headers=auth_headers)).json()["total"] == 2
+
+
+async def test_list_etag_answers_304_until_a_write(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    await _article(client, auth_headers)
+    etag = (await client.get(ARTICLES, headers=auth_headers)).headers["etag"]
+    conditional = {**auth_headers, "If-None-Match": etag}
+
+    unchanged = await client.get(ARTICLES, headers=conditional)
+    await _article(client, auth_headers)
+    changed = await client.get(ARTICLES, headers=conditional)
+
+    assert unchanged.status_code == 304
+    assert changed.status_code == 200
+    assert changed.json()["total"] == 2

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,16 +42,18 @@ async def editor(db_session: AsyncSession, resources: Resources) -> Principal:
     return principal_for(user, "articles:admin")
 
 
-async def _draft(db: AsyncSession, author: Principal, content: str | None = "Body") -> Article:
+async def _draft(
+    db: AsyncSession, cache: Cache, author: Principal, content: str | None = "Body"
+) -> Article:
     return await article_service.create_for(
-        db, ArticleCreate(title="Title", content=content), author.user_id
+        db, cache, ArticleCreate(title="Title", content=content), author.user_id
     )
 
 
 async def test_new_article_is_a_draft_of_its_author(
-    db_session: AsyncSession, author: Principal
+    db_session: AsyncSession, cache: Cache, author: Principal
 ) -> None:
-    article = await _draft(db_session, author)
+    article = await _draft(db_session, cache, author)
 
     assert article.status is ArticleStatus.DRAFT
     assert article.published_at is None
@@ -59,7 +63,7 @@ async def test_new_article_is_a_draft_of_its_author(
 async def test_publish_sets_status_and_an_aware_published_at(
     db_session: AsyncSession, cache: Cache, resources: Resources, author: Principal
 ) -> None:
-    article = await _draft(db_session, author)
+    article = await _draft(db_session, cache, author)
 
     published = await article_service.publish(db_session, cache, article.id, author)
 
@@ -78,7 +82,7 @@ async def test_publish_sets_status_and_an_aware_published_at(
 async def test_publish_requires_content(
     db_session: AsyncSession, cache: Cache, author: Principal, content: str | None
 ) -> None:
-    article = await _draft(db_session, author, content=content)
+    article = await _draft(db_session, cache, author, content=content)
 
     with pytest.raises(ValidationException, match="content"):
         await article_service.publish(db_session, cache, article.id, author)
@@ -87,7 +91,7 @@ async def test_publish_requires_content(
 async def test_publishing_twice_is_refused(
     db_session: AsyncSession, cache: Cache, author: Principal
 ) -> None:
-    article = await _draft(db_session, author)
+    article = await _draft(db_session, cache, author)
     await article_service.publish(db_session, cache, article.id, author)
 
     with pytest.raises(ValidationException, match="already published"):
@@ -97,7 +101,7 @@ async def test_publishing_twice_is_refused(
 async def test_only_the_author_can_publish_update_or_delete(
     db_session: AsyncSession, cache: Cache, author: Principal, stranger: Principal
 ) -> None:
-    article = await _draft(db_session, author)
+    article = await _draft(db_session, cache, author)
     await article_service.publish(db_session, cache, article.id, author)
 
     with pytest.raises(ForbiddenException):
@@ -113,7 +117,7 @@ async def test_only_the_author_can_publish_update_or_delete(
 async def test_someone_elses_draft_is_not_found(
     db_session: AsyncSession, cache: Cache, author: Principal, stranger: Principal
 ) -> None:
-    article = await _draft(db_session, author)
+    article = await _draft(db_session, cache, author)
 
     with pytest.raises(NotFoundException):
         await article_service.get_visible(db_session, article.id, stranger)
@@ -131,26 +135,30 @@ async def test_someone_elses_draft_is_not_found(
 async def test_list_visible_shows_published_articles_and_own_drafts(
     db_session: AsyncSession, cache: Cache, author: Principal, stranger: Principal
 ) -> None:
-    own_draft = await _draft(db_session, author)
-    hidden_draft = await _draft(db_session, stranger)
-    published = await _draft(db_session, stranger)
+    own_draft = await _draft(db_session, cache, author)
+    hidden_draft = await _draft(db_session, cache, stranger)
+    published = await _draft(db_session, cache, stranger)
     await article_service.publish(db_session, cache, published.id, stranger)
 
-    page = await article_service.list_visible(db_session, author, ArticleListQuery())
+    page = json.loads(
+        await article_service.list_visible(db_session, cache, author, ArticleListQuery())
+    )
 
-    assert {item["id"] for item in page["items"]} == {own_draft.id, published.id}
-    assert hidden_draft.id not in {item["id"] for item in page["items"]}
+    assert {item["id"] for item in page["items"]} == {str(own_draft.id), str(published.id)}
+    assert str(hidden_draft.id) not in {item["id"] for item in page["items"]}
     assert page["total"] == 2
 
 
 async def test_articles_admin_sees_every_draft_and_may_change_any_article(
     db_session: AsyncSession, cache: Cache, author: Principal, editor: Principal
 ) -> None:
-    draft = await _draft(db_session, author)
-    other = await _draft(db_session, author)
+    draft = await _draft(db_session, cache, author)
+    other = await _draft(db_session, cache, author)
 
-    page = await article_service.list_visible(db_session, editor, ArticleListQuery())
-    assert {item["id"] for item in page["items"]} == {draft.id, other.id}
+    page = json.loads(
+        await article_service.list_visible(db_session, cache, editor, ArticleListQuery())
+    )
+    assert {item["id"] for item in page["items"]} == {str(draft.id), str(other.id)}
     assert page["total"] == 2
     assert (await article_service.get_visible(db_session, draft.id, editor)).id == draft.id
     edited = await article_service.edit(

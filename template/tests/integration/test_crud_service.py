@@ -15,7 +15,7 @@ async def author(db_session: AsyncSession, resources: Resources) -> User:
 
 async def _create_articles(db: AsyncSession, author: User, count: int) -> list[Article]:
     return [
-        await article_service.create_for(db, ArticleCreate(title=f"Article {n}"), author.id)
+        await article_service.create(db, ArticleCreate(title=f"Article {n}"), author_id=author.id)
         for n in range(count)
     ]
 
@@ -40,8 +40,8 @@ async def test_timestamps_are_aware_and_updated_at_moves_on_update(
 
 
 async def test_update_changes_only_the_fields_sent(db_session: AsyncSession, author: User) -> None:
-    article = await article_service.create_for(
-        db_session, ArticleCreate(title="Title", content="Body"), author.id
+    article = await article_service.create(
+        db_session, ArticleCreate(title="Title", content="Body"), author_id=author.id
     )
 
     await article_service.update(db_session, article, ArticleUpdate(content="New body"))
