@@ -2,12 +2,18 @@
 
 The page shows its code by including files from docs/guides/add-a-resource/. This test
 reads the page's include lines, in order, and applies each to a freshly rendered
-default service as the page tells a reader to: a patch (`changes/*.diff`) with
-`git apply`, an expected output (`output/`) is compared with what the command prints,
-and any other file is a new file of the service at the same relative path. Then the
-service's own checks and suite run, the guide's tests included. One render, one suite
-run (on PostgreSQL + Redis when TEST_DATABASE_URL and TEST_REDIS_URL are set, else on
-SQLite).
+default service as the page tells a reader to:
+
+- `changes/*.diff`: a patch to an existing file, applied with `git apply`;
+- `output/*`: what a command prints, compared with what it printed here;
+- anything else: a new file of the service, at the same relative path. The migration is
+  first drafted with the page's own autogenerate command, which must write that file
+  with the same columns, and then replaced by the tidied version the page shows.
+
+A database that was at the previous head is migrated and seeded as a deploy would do;
+then the service's ruff, ruff format, mypy, import contracts and suite run, the guide's
+tests included. One render, one suite run: on PostgreSQL + Redis when TEST_DATABASE_URL
+and TEST_REDIS_URL are set, else on SQLite.
 
 To change the guide: edit a rendered service, copy the new files back and refresh the
 patches with `git diff` there (the page shows them as they are).
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -43,11 +50,26 @@ def included_snippets() -> list[str]:
 def test_the_page_includes_every_snippet_once() -> None:
     included = included_snippets()
     on_disk = sorted(
-        path.relative_to(SNIPPETS).as_posix() for path in SNIPPETS.rglob("*") if path.is_file()
+        path.relative_to(SNIPPETS).as_posix()
+        for path in SNIPPETS.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
     )
 
     assert len(included) == len(set(included)), "a snippet is included twice"
     assert sorted(included) == on_disk, "snippet files and the page's includes differ"
+
+
+def autogenerate_command() -> list[str]:
+    """The page's `uv run alembic revision --autogenerate ...`, as arguments to `python -m`."""
+    found = re.findall(r"^uv run (alembic revision --autogenerate .*)$", PAGE.read_text(), re.M)
+    assert len(found) == 1, "the page shows no (or several) autogenerate commands"
+    return shlex.split(found[0])
+
+
+def _columns(migration: Path) -> list[str]:
+    return sorted(
+        line.strip() for line in migration.read_text().splitlines() if "sa.Column(" in line
+    )
 
 
 @pytest.mark.slow
@@ -84,7 +106,13 @@ def test_following_the_guide_gives_a_service_that_passes_its_checks(
             outputs.append(snippet)
         else:
             target = service / snippet
-            assert not target.exists(), f"{snippet}: the guide shows it as a new file"
+            if snippet.startswith("alembic/versions/"):
+                # The draft first, with the page's own command; then the tidied file.
+                run([python, "-m", *autogenerate_command()], "alembic autogenerate", dev_env)
+                assert target.is_file(), f"the documented command did not write {snippet}"
+                assert _columns(target) == _columns(source), "tidying changed the columns"
+            else:
+                assert not target.exists(), f"{snippet}: the guide shows it as a new file"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
 
