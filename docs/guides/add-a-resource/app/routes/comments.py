@@ -5,13 +5,15 @@ one is decided by `comment_service`.
 """
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, Response, status
 
-from app.routes.deps import CurrentPrincipal, DbSession, Pagination
+from app.routes.deps import CurrentPrincipal, DbSession
 from app.routes.permissions import require_permission
-from app.schemas.comment import CommentCreate, CommentResponse, CommentUpdate
-from app.schemas.pagination import Page
+from app.routes.responses import json_response
+from app.schemas.comment import CommentCreate, CommentListQuery, CommentResponse, CommentUpdate
+from app.schemas.listing import Page
 from app.services.comment_service import comment_service
 
 router = APIRouter()
@@ -20,18 +22,14 @@ router = APIRouter()
 @router.get("/articles/{article_id}/comments", response_model=Page[CommentResponse])
 @require_permission("comments:read")
 async def list_comments(
-    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, page: Pagination
-) -> Page[CommentResponse]:
-    """The article's comments, oldest first."""
-    comments, total = await comment_service.list_for_article(
-        db, article_id, principal, limit=page.limit, offset=page.offset
-    )
-    return Page[CommentResponse](
-        items=[CommentResponse.model_validate(comment) for comment in comments],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    article_id: uuid.UUID,
+    query: Annotated[CommentListQuery, Query()],
+    principal: CurrentPrincipal,
+    db: DbSession,
+) -> Response:
+    """The article's comments, oldest first unless `sort` says otherwise."""
+    page = await comment_service.list_for_article(db, article_id, principal, query)
+    return json_response(page)
 
 
 @router.post(

@@ -1,10 +1,11 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.schemas.article import AuthorSummary
+from app.schemas.listing import ListQuery
 
 # Surrounding whitespace is dropped first, so a blank comment is refused as empty.
 CommentBody = Annotated[
@@ -36,3 +37,14 @@ class CommentResponse(BaseModel):
     author: AuthorSummary
     created_at: datetime
     updated_at: datetime
+
+
+class CommentListQuery(ListQuery):
+    """`GET /articles/{article_id}/comments` parameters: paging, `fields` and the order."""
+
+    item_schema = CommentResponse
+
+    # A thread reads oldest first.
+    sort: Literal["created_at", "-created_at"] = Field(
+        default="created_at", description="`-created_at` for the newest first."
+    )

@@ -7,6 +7,7 @@ moderate); anyone else gets 403.
 """
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -14,14 +15,35 @@ from sqlalchemy.orm import joinedload
 from app.exceptions import ForbiddenException, ValidationException
 from app.models.article import ArticleStatus
 from app.models.comment import Comment
-from app.schemas.comment import CommentCreate, CommentUpdate
+from app.models.user import User
+from app.schemas.comment import CommentCreate, CommentListQuery, CommentUpdate
 from app.services.article_service import article_service
 from app.services.authorization import has_permission
 from app.services.crud_service import CRUDService
+from app.services.listing import Join, Listing
 from app.services.principal import Principal
 
 # Responses embed the author: load it in the same query, never lazily.
 WITH_AUTHOR = (joinedload(Comment.author),)
+
+# How the list maps onto SQL: the column behind each response field, and the join the
+# author's fields need (made only when the client selects one of them).
+COMMENT_LISTING = Listing(
+    query=CommentListQuery,
+    id_column=Comment.id,
+    columns={
+        "id": Comment.id,
+        "body": Comment.body,
+        "article_id": Comment.article_id,
+        "author_id": Comment.author_id,
+        "author.id": User.id,
+        "author.full_name": User.full_name,
+        "created_at": Comment.created_at,
+        "updated_at": Comment.updated_at,
+    },
+    joins={"author": Join(User, User.id == Comment.author_id)},
+    sorts={"created_at": Comment.created_at},
+)
 
 
 class CommentService(CRUDService[Comment, CommentCreate, CommentUpdate]):
@@ -29,25 +51,12 @@ class CommentService(CRUDService[Comment, CommentCreate, CommentUpdate]):
         super().__init__(Comment, resource_name="Comment")
 
     async def list_for_article(
-        self,
-        db: AsyncSession,
-        article_id: uuid.UUID,
-        principal: Principal,
-        *,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[Comment], int]:
+        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal, query: CommentListQuery
+    ) -> dict[str, Any]:
+        """One page of the article's comments, as JSON-ready data."""
         # The article's own rules decide: 404 for a draft the caller may not see.
         await article_service.get_visible(db, article_id, principal)
-        return await self.list(
-            db,
-            limit=limit,
-            offset=offset,
-            where=[Comment.article_id == article_id],
-            # A thread reads oldest first; the id breaks ties between equal timestamps.
-            order_by=[Comment.created_at.asc(), Comment.id.asc()],
-            options=WITH_AUTHOR,
-        )
+        return await COMMENT_LISTING.page(db, query, [Comment.article_id == article_id])
 
     async def create_for(
         self, db: AsyncSession, article_id: uuid.UUID, data: CommentCreate, principal: Principal

@@ -4,8 +4,8 @@ The `comments` permissions need no data here: on a new database migration 0004 i
 the whole catalog of `app.core.rbac`, and on an existing one `python -m app.cli seed`
 (part of `make migrate`) adds them and grants them to the default roles.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-27
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
