@@ -22,6 +22,8 @@ from tests.deploy_support import Nginx, find_or_install_nginx, nginx_version, re
 from tests.rendering import render
 
 DEPLOYMENTS = matrix.toggles()["deployment"]
+# What the compose `migrate` service and the Kubernetes migration Job run.
+MIGRATE_AND_SEED = ["sh", "-c", "alembic upgrade head && python -m app.cli seed"]
 KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes release still commonly supported
 
 COMPOSE_FILES = ["docker-compose.yml", "docker-compose.override.yml", "deploy/nginx/nginx.conf"]
@@ -216,9 +218,10 @@ def test_compose_runs_replicas_behind_nginx(compose: dict[str, Any]) -> None:
 def test_compose_migrates_before_the_app_starts(compose: dict[str, Any]) -> None:
     services = compose["services"]
     migrate = services["migrate"]
-    assert migrate["command"] == ["alembic", "upgrade", "head"]
+    assert migrate["command"] == MIGRATE_AND_SEED
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["depends_on"]["redis"]["condition"] == "service_healthy"
     depends = services["app"]["depends_on"]
     assert depends["migrate"]["condition"] == "service_completed_successfully"
     assert depends["postgres"]["condition"] == "service_healthy"
@@ -383,7 +386,7 @@ def test_migration_job_runs_alembic_with_the_app_settings(
     pod = job["spec"]["template"]["spec"]
     _assert_locked_down(pod, "Job")
     container = _container(pod)
-    assert container["command"] == ["alembic", "upgrade", "head"]
+    assert container["command"] == MIGRATE_AND_SEED
     assert pod["restartPolicy"] == "Never"
     app_container = _container(manifests["Deployment"]["spec"]["template"]["spec"])
     assert container["envFrom"] == app_container["envFrom"]

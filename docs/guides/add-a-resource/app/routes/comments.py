@@ -1,0 +1,63 @@
+"""Comments: listed and written under their article, changed and deleted by their own id.
+
+Each endpoint declares its permission; which articles take comments and who may change
+one is decided by `comment_service`.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.routes.deps import CurrentPrincipal, DbSession
+from app.routes.permissions import require_permission
+from app.routes.responses import json_response
+from app.schemas.comment import CommentCreate, CommentListQuery, CommentResponse, CommentUpdate
+from app.schemas.listing import Page
+from app.services.comment_service import comment_service
+
+router = APIRouter()
+
+
+@router.get("/articles/{article_id}/comments", response_model=Page[CommentResponse])
+@require_permission("comments:read")
+async def list_comments(
+    article_id: uuid.UUID,
+    query: Annotated[CommentListQuery, Query()],
+    principal: CurrentPrincipal,
+    db: DbSession,
+) -> Response:
+    """The article's comments, oldest first unless `sort` says otherwise."""
+    page = await comment_service.list_for_article(db, article_id, principal, query)
+    return json_response(page)
+
+
+@router.post(
+    "/articles/{article_id}/comments",
+    response_model=CommentResponse,
+    status_code=status.HTTP_201_CREATED,
+)
+@require_permission("comments:write")
+async def create_comment(
+    article_id: uuid.UUID, data: CommentCreate, principal: CurrentPrincipal, db: DbSession
+) -> CommentResponse:
+    """Comment on a published article."""
+    comment = await comment_service.create_for(db, article_id, data, principal)
+    return CommentResponse.model_validate(comment)
+
+
+@router.patch("/comments/{comment_id}", response_model=CommentResponse)
+@require_permission("comments:write")
+async def update_comment(
+    comment_id: uuid.UUID, data: CommentUpdate, principal: CurrentPrincipal, db: DbSession
+) -> CommentResponse:
+    """Rewrite your comment."""
+    comment = await comment_service.edit(db, comment_id, data, principal)
+    return CommentResponse.model_validate(comment)
+
+
+@router.delete("/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@require_permission("comments:delete")
+async def delete_comment(comment_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
+    """Delete your comment (moderators may delete any)."""
+    await comment_service.remove(db, comment_id, principal)
