@@ -73,7 +73,9 @@ class RoleService(CRUDService[Role, RoleCreate, RoleUpdate]):
         role = await self.get_by_id(db, role_id)
         if role.is_system:
             raise ConflictException(f"{role.name!r} is a system role: it cannot be deleted")
-        await self.delete(db, role)  # its grants and user assignments go with it (cascade)
+        await db.delete(role)  # its grants and user assignments go with it (cascade)
+        await user_service.ensure_administrators_remain(db)
+        await self.commit(db)
         await user_service.invalidate_access(cache)
 
     async def grant(
@@ -94,6 +96,7 @@ class RoleService(CRUDService[Role, RoleCreate, RoleUpdate]):
         [permission] = await self._get_permissions(db, [permission_name])
         if permission in role.permissions:
             role.permissions.remove(permission)
+            await user_service.ensure_administrators_remain(db)
             await self.commit(db)
             await user_service.invalidate_access(cache)
         return role

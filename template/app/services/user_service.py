@@ -2,11 +2,12 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.core.cache import Cache
+from app.core.rbac import split_permission
 from app.core.security import PasswordHasher
 from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
 from app.models import Action, Feature, Permission, Role, User, role_permissions, user_roles
@@ -23,6 +24,11 @@ USER_SNAPSHOT_TTL_SECONDS = 300
 PERMISSIONS_VERSION_KEY = "auth:permissions-version"
 
 WITH_ROLES = (selectinload(User.roles),)
+
+# Access must stay administrable through the API: each of these permissions keeps at
+# least one active holder. (`python -m app.cli create-admin` remains the way back for an
+# operator with shell access.)
+ACCESS_ADMIN_PERMISSIONS = ("users:admin", "roles:admin")
 
 USER_LISTING = Listing(
     query=UserListQuery,
@@ -157,6 +163,8 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
     ) -> User:
         user = await self.get_with_roles(db, user_id)
         user.is_active = active
+        if not active:
+            await self.ensure_administrators_remain(db)
         await self.commit(db)
         await self.invalidate_access(cache)
         return user
@@ -182,9 +190,48 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         if not held:
             raise NotFoundException("The user does not hold this role")
         user.roles.remove(held[0])
+        await self.ensure_administrators_remain(db)
         await self.commit(db)
         await self.invalidate_access(cache)
         return user
+
+    async def ensure_administrators_remain(self, db: AsyncSession) -> None:
+        """Refuse (409, rolled back) the pending change if it takes the last active holder
+        of one of the `ACCESS_ADMIN_PERMISSIONS` away. Call it before committing."""
+        with db.no_autoflush:
+            # Changes that take access away queue up here, so two administrators removing
+            # each other at the same moment cannot both succeed (a no-op on SQLite, whose
+            # writers are serialized anyway).
+            await db.execute(select(Role.id).where(Role.is_system).with_for_update())
+            before = await self._access_admin_holders(db)
+        await db.flush()
+        after = await self._access_admin_holders(db)
+        if lost := [name for name in ACCESS_ADMIN_PERMISSIONS if before[name] and not after[name]]:
+            await db.rollback()
+            raise ConflictException(
+                f"This would leave no active user with {lost[0]!r}; give it to someone else first"
+            )
+
+    @staticmethod
+    async def _access_admin_holders(db: AsyncSession) -> dict[str, int]:
+        """How many active users hold each access-administering permission."""
+        pairs = [split_permission(name) for name in ACCESS_ADMIN_PERMISSIONS]
+        rows = await db.execute(
+            select(Feature.name, Action.name, func.count(distinct(User.id)))
+            .select_from(User)
+            .join(user_roles, user_roles.c.user_id == User.id)
+            .join(role_permissions, role_permissions.c.role_id == user_roles.c.role_id)
+            .join(Permission, Permission.id == role_permissions.c.permission_id)
+            .join(Feature, Feature.id == Permission.feature_id)
+            .join(Action, Action.id == Permission.action_id)
+            .where(
+                User.is_active,
+                or_(*(and_(Feature.name == f, Action.name == a) for f, a in pairs)),
+            )
+            .group_by(Feature.name, Action.name)
+        )
+        counts = {f"{feature}:{action}": holders for feature, action, holders in rows.all()}
+        return {name: counts.get(name, 0) for name in ACCESS_ADMIN_PERMISSIONS}
 
     # Snapshots ----------------------------------------------------------------
 
