@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from app.models.article import ArticleStatus
 from app.schemas.listing import FieldSelection, ListQuery
@@ -80,7 +80,9 @@ class ArticleListQuery(ListQuery):
     ] = Field(default="-created_at", description="`-` for descending; unpublished last.")
     status: ArticleStatus | None = None
     author_id: uuid.UUID | None = None
-    created_after: datetime | None = Field(default=None, description="Created at or after.")
-    created_before: datetime | None = Field(default=None, description="Created before.")
-    published_after: datetime | None = Field(default=None, description="Published at or after.")
-    published_before: datetime | None = Field(default=None, description="Published before.")
+    created_after: AwareDatetime | None = Field(default=None, description="Created at or after.")
+    created_before: AwareDatetime | None = Field(default=None, description="Created before.")
+    published_after: AwareDatetime | None = Field(
+        default=None, description="Published at or after."
+    )
+    published_before: AwareDatetime | None = Field(default=None, description="Published before.")

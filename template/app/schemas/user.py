@@ -3,7 +3,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from app.schemas.listing import ListQuery
 from app.schemas.rbac import RoleSummary
@@ -56,8 +56,8 @@ class UserListQuery(ListQuery):
     is_active: bool | None = None
     is_verified: bool | None = None
     role: str | None = Field(default=None, max_length=50, description="Holds this role.")
-    created_after: datetime | None = Field(default=None, description="Created at or after.")
-    created_before: datetime | None = Field(default=None, description="Created before.")
+    created_after: AwareDatetime | None = Field(default=None, description="Created at or after.")
+    created_before: AwareDatetime | None = Field(default=None, description="Created before.")
 
 
 class CurrentUserResponse(UserResponse):
