@@ -81,13 +81,13 @@ class RequestContextMiddleware:
     def _log_access(scope: Scope, status_code: int, started: float) -> None:
         client = scope.get("client")
         access_logger.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status_code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                client=client[0] if client else None,
-            )
+            "request",
+            method=scope["method"],
+            path=scope["path"],
+            status=status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            client=client[0] if client else None,
+        )
 
     @staticmethod
     def _request_id(scope: Scope) -> str:
