@@ -1,5 +1,7 @@
 """HTTP routes: the API's routers are mounted under /api/v1; health checks live at the root."""
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 
 from app.routes import articles, auth, files, rbac, users
@@ -12,7 +14,9 @@ API_ROUTERS = (
     (files.router, "/files", "files"),
     (rbac.router, "/rbac", "rbac"),
 )
-RATE_LIMITED = {429: {"description": "Rate limit reached: retry after `Retry-After` seconds"}}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Rate limit reached: retry after `Retry-After` seconds"}
+}
 
 
 def include_api(app: FastAPI, prefix: str) -> None:

@@ -7,7 +7,7 @@ Limits here are per hour, so no test straddles a window edge that would move its
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 
 from app.core.config import Settings
 from app.core.rate_limit import parse_limit, route_limit
@@ -112,19 +112,19 @@ async def test_a_refused_token_counts_against_the_address(
     assert still_fine.status_code == 200
 
 
-def _upload_route(app: FastAPI) -> APIRoute:
-    [route] = [
-        route
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.path == f"{API}/files" and "POST" in route.methods
+def _upload_endpoint(app: FastAPI) -> object:
+    [endpoint] = [
+        route.endpoint
+        for route in iter_route_contexts(app.routes)
+        if route.path_format == f"{API}/files" and "POST" in (route.methods or ())
     ]
-    return route
+    return endpoint
 
 
 async def test_a_route_limit_applies_instead_of_the_default(
     app: FastAPI, client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    declared = route_limit(_upload_route(app).endpoint)
+    declared = route_limit(_upload_endpoint(app))
     assert declared is not None
     allowed = parse_limit(declared.limit).amount
 
