@@ -39,8 +39,9 @@ def test_a_burst_at_the_window_edge_cannot_double_the_limit() -> None:
 
 
 def test_retry_after_is_when_one_more_request_fits() -> None:
-    # The previous window's weight must fall from 0.75 * 8 = 6 to 1 (9 + 1 = 10): 37.5 s.
-    assert window(15).status(previous=8, current=9).retry_after_seconds == 38
+    # 8 here + 1 more leave room for 1 of the previous window's 8, which weigh 6 now:
+    # their weight falls to 1/8 after 60 * (0.75 - 0.125) = 37.5 s.
+    assert window(15).status(previous=8, current=8).retry_after_seconds == 38
     # This window alone is over: wait for its end (45 s), then until 11 * (1 - t/60)
     # drops to 9, 60 * 2/11 = 10.9 s later.
     assert window(15).status(previous=0, current=11).retry_after_seconds == 56
