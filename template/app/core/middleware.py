@@ -55,6 +55,7 @@ class RequestContextMiddleware:
                 status_code = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers.append("X-Request-ID", request_id)
+                # Left by `identify_caller` (app.routes.deps) for every API request.
                 rate_limit: RateLimitStatus | None = scope.get("state", {}).get("rate_limit")
                 if rate_limit is not None:
                     for name, value in rate_limit.headers().items():

@@ -78,6 +78,8 @@ class IssuedSession:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
+    """An access token whose signature and expiry are good; not yet checked for revocation."""
+
     claims: TokenClaims
     user_id: uuid.UUID
     session_id: uuid.UUID
