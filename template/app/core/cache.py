@@ -6,6 +6,7 @@ development mode and a multi-instance production deployment run the same code.
 """
 
 import time
+from collections.abc import Sequence
 from typing import Protocol, cast
 
 from redis.asyncio import Redis
@@ -19,6 +20,16 @@ class Cache(Protocol):
 
     async def get_many(self, *keys: str) -> list[str | None]:
         """Several values in one round trip."""
+        ...
+
+    async def get_many_and_count(
+        self, keys: Sequence[str], counter: str, ttl_seconds: int
+    ) -> tuple[list[str | None], int]:
+        """Read `keys` (at least one) and increment `counter` in the same round trip.
+
+        The counter starts at 1 and expires `ttl_seconds` after its first increment.
+        Returns the values and the counter's new value.
+        """
         ...
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None: ...
@@ -38,10 +49,23 @@ class Cache(Protocol):
     async def close(self) -> None: ...
 
 
+# One command (EVALSHA), so atomic; works on any Redis version (no EXPIRE NX).
+_GET_MANY_AND_COUNT = """
+local values = redis.call('MGET', unpack(KEYS, 1, #KEYS - 1))
+local count = redis.call('INCR', KEYS[#KEYS])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[#KEYS], ARGV[1])
+end
+values[#values + 1] = count
+return values
+"""
+
+
 class RedisCache:
     def __init__(self, client: Redis, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
+        self._get_many_and_count = client.register_script(_GET_MANY_AND_COUNT)
 
     async def get(self, key: str) -> str | None:
         # decode_responses=True: the client returns str, which its type hints cannot express.
@@ -50,6 +74,16 @@ class RedisCache:
     async def get_many(self, *keys: str) -> list[str | None]:
         values = await self.client.mget([self.prefix + key for key in keys])
         return cast(list[str | None], values)
+
+    async def get_many_and_count(
+        self, keys: Sequence[str], counter: str, ttl_seconds: int
+    ) -> tuple[list[str | None], int]:
+        prefix = self.prefix
+        replies = await self._get_many_and_count(
+            keys=[*(prefix + key for key in keys), prefix + counter], args=[ttl_seconds]
+        )
+        *values, count = replies
+        return values, int(count)
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         await self.client.set(self.prefix + key, value, ex=ttl_seconds)
@@ -97,6 +131,17 @@ class MemoryCache:
 
     async def get_many(self, *keys: str) -> list[str | None]:
         return [self._live(key) for key in keys]
+
+    async def get_many_and_count(
+        self, keys: Sequence[str], counter: str, ttl_seconds: int
+    ) -> tuple[list[str | None], int]:
+        values = [self._live(key) for key in keys]
+        count = int(self._live(counter) or 0) + 1
+        if count == 1:
+            await self.set(counter, "1", ttl_seconds)
+        else:  # keeps the expiry of the first increment
+            self._entries[counter] = (str(count), self._entries[counter][1])
+        return values, count
 
     async def set(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         expires_at = time.monotonic() + ttl_seconds if ttl_seconds is not None else None

@@ -3,12 +3,15 @@
 For every HTTP request it:
 - takes a well-formed `X-Request-ID` from the client or makes one, binds it to
   the logging context and returns it on the response;
+- adds the `RateLimit-*` headers of an API request (counted by a dependency, which
+  leaves them in the request state) to its response, error responses included;
 - writes one access-log line with method, path, status, latency and client address
   (the real client's when a trusted proxy reported it: see `trusted_proxies`);
 - turns an unhandled exception into a 500 in the common error shape, with the
   request id and without the traceback (which goes to the log instead).
 """
 
+import logging
 import re
 import time
 import uuid
@@ -18,12 +21,15 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.rate_limit import RateLimitStatus
 from app.exceptions.handlers import error_body
 
 # Accept a caller's id only if it is short and harmless to log and echo.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_logger = structlog.stdlib.get_logger("app.access")
+# Consulted before the access line is built: in production (WARNING) it is never written.
+_access_level = logging.getLogger("app.access")
 
 
 class RequestContextMiddleware:
@@ -47,7 +53,13 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+                headers = MutableHeaders(scope=message)
+                headers.append("X-Request-ID", request_id)
+                # Left by `identify_caller` (app.routes.deps) for every API request.
+                rate_limit: RateLimitStatus | None = scope.get("state", {}).get("rate_limit")
+                if rate_limit is not None:
+                    for name, value in rate_limit.headers().items():
+                        headers.append(name, value)
             await send(message)
 
         try:
@@ -63,15 +75,20 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send)
         finally:
-            client = scope.get("client")
-            access_logger.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status_code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                client=client[0] if client else None,
-            )
+            if _access_level.isEnabledFor(logging.INFO):
+                self._log_access(scope, status_code, started)
+
+    @staticmethod
+    def _log_access(scope: Scope, status_code: int, started: float) -> None:
+        client = scope.get("client")
+        access_logger.info(
+            "request",
+            method=scope["method"],
+            path=scope["path"],
+            status=status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            client=client[0] if client else None,
+        )
 
     @staticmethod
     def _request_id(scope: Scope) -> str:

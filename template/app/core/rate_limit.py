@@ -1,18 +1,26 @@
-"""Rate limits on the `limits` library: Redis when configured (shared by every
-instance), in-process memory otherwise.
+"""Rate limits, kept in Redis when configured (shared by every instance), in-process
+memory otherwise.
 
-A moving window counts exactly, so a burst at a window edge cannot double the limit.
+Login and email links: the `limits` library's moving window, which counts exactly, so a
+burst at a window edge cannot double the limit. The general limits on every API request
+are further down.
 """
 
+import functools
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self, TypeVar
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from app.core.config import Settings
 from app.exceptions import TooManyRequestsException
+
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
 
 
 class RateLimiter:
@@ -38,3 +46,106 @@ def create_rate_limiter(settings: Settings) -> RateLimiter:
         key_prefix=f"{settings.cache_key_prefix}ratelimit",
     )
     return RateLimiter(storage)
+
+
+# General request limits -------------------------------------------------------------
+#
+# Every API request counts against one limit: its route's own (`@rate_limit`), else the
+# default for an authenticated user or, without a valid login, for the client address.
+# The counter is a sliding window estimated from two fixed windows: this window's count
+# plus the last window's, weighted by how much of it the sliding window still covers.
+# Two integers per caller, counted in the round trip that authenticates the request, and
+# unlike a plain fixed window a burst at a window edge cannot reach twice the limit.
+# Refused requests count too: a client that ignores Retry-After stays throttled.
+
+ROUTE_LIMIT_ATTRIBUTE = "__rate_limit__"
+
+
+@functools.lru_cache(maxsize=64)
+def parse_limit(text: str) -> RateLimitItem:
+    return parse(text)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLimit:
+    """A route's own limit, counted per caller apart from the default one."""
+
+    limit: str
+    bucket: str
+
+
+def rate_limit(limit: str) -> Callable[[EndpointT], EndpointT]:
+    """Give a route its own limit per caller instead of the default, e.g.
+    `@rate_limit("30/minute")` placed between `@router.post(...)` and the function."""
+    parse_limit(limit)  # a typo fails at import, not on the first request
+
+    def decorate(endpoint: EndpointT) -> EndpointT:
+        setattr(endpoint, ROUTE_LIMIT_ATTRIBUTE, RouteLimit(limit, endpoint.__qualname__))
+        endpoint.__doc__ = f"{endpoint.__doc__ or ''}\n\nRate limit: {limit} per caller.".strip()
+        return endpoint
+
+    return decorate
+
+
+def route_limit(endpoint: object) -> RouteLimit | None:
+    limit: RouteLimit | None = getattr(endpoint, ROUTE_LIMIT_ATTRIBUTE, None)
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    """Where a caller stands after this request; `retry_after_seconds` is set when refused."""
+
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWindow:
+    """The counters one request is counted in: this window's and the previous one's."""
+
+    limit: int
+    seconds: int
+    elapsed: float  # seconds into this window
+    current_key: str
+    previous_key: str
+
+    @classmethod
+    def at(cls, limit: str, caller: str, now: float) -> Self:
+        item = parse_limit(limit)
+        seconds = item.get_expiry()
+        index, elapsed = divmod(now, seconds)
+        # The window length is part of the key: a changed limit starts fresh counters.
+        base = f"ratelimit:{seconds}:{caller}:"
+        return cls(item.amount, seconds, elapsed, f"{base}{index:.0f}", f"{base}{index - 1:.0f}")
+
+    @property
+    def ttl_seconds(self) -> int:
+        return 2 * self.seconds  # still read as the previous window during the next one
+
+    def status(self, previous: int, current: int) -> RateLimitStatus:
+        """`current` includes this request."""
+        weight = 1 - self.elapsed / self.seconds
+        used = previous * weight + current
+        reset = max(1, math.ceil(self.seconds - self.elapsed))
+        remaining = max(0, math.floor(self.limit - used))
+        if used <= self.limit:
+            return RateLimitStatus(self.limit, remaining, reset)
+        return RateLimitStatus(self.limit, 0, reset, self._retry_after(previous, current, weight))
+
+    def _retry_after(self, previous: int, current: int, weight: float) -> int:
+        """Seconds until one more request fits, if the caller sends nothing meanwhile."""
+        if current < self.limit:  # fits in this window once the previous one weighs less
+            wait = self.seconds * (weight - (self.limit - current - 1) / previous)
+        else:  # after this window ends, once its own count weighs less
+            wait = self.seconds - self.elapsed + self.seconds * (1 - (self.limit - 1) / current)
+        return max(1, math.ceil(wait))

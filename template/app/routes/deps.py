@@ -7,12 +7,14 @@ import structlog
 from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.rate_limit import route_limit
 from app.core.resources import Resources
 from app.email.base import EmailProvider
-from app.routes.token_transport import AccessToken
+from app.exceptions import TooManyRequestsException, UnauthorizedException
+from app.routes.token_transport import AccessToken, presented_token
 from app.services.auth_service import AuthService, ClientInfo
 from app.services.mail_service import MailService
-from app.services.principal import Principal
+from app.services.principal import Caller, Principal
 from app.storage.base import Storage
 
 # Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
@@ -51,16 +53,44 @@ async def get_client_info(request: Request) -> ClientInfo:
 Client = Annotated[ClientInfo, Depends(get_client_info)]
 
 
-async def get_principal(auth: Auth, token: AccessToken) -> Principal:
+async def identify_caller(request: Request) -> Caller:
+    """Every API request passes here once (a dependency of the API router): who is
+    calling, counted against their rate limit; 429 with Retry-After once it is used up.
+
+    On the hot path of every route: one cache round trip, no database session (the
+    service opens one only when the user's cached snapshot is missing). Public routes
+    take a missing or refused token as an anonymous caller.
+    """
+    resources = cast(Resources, request.app.state.resources)
+    caller = await AuthService(resources).identify(
+        presented_token(request),
+        request.client.host if request.client else None,
+        route_limit(request.scope.get("endpoint")),
+    )
+    if (status := caller.rate_limit) is not None:
+        # Headers set on a Response would be lost with an error: the request middleware
+        # adds them to whatever answer goes out.
+        request.state.rate_limit = status
+        if status.retry_after_seconds is not None:
+            raise TooManyRequestsException(retry_after_seconds=status.retry_after_seconds)
+    if caller.principal is not None:
+        # Every later log line of this request, the access log included, names the caller.
+        structlog.contextvars.bind_contextvars(user_id=str(caller.principal.user_id))
+    return caller
+
+
+ApiCaller = Annotated[Caller, Depends(identify_caller)]
+
+
+async def get_principal(caller: ApiCaller, token: AccessToken) -> Principal:
     """The authenticated caller, or 401 with `WWW-Authenticate`.
 
-    On the hot path of every protected route: no database session is opened here
-    (the service opens one only when the user's cached snapshot is missing).
+    `token` declares the security scheme (OpenAPI) and refuses a request without one;
+    `identify_caller`, which FastAPI runs once per request, has already verified it.
     """
-    principal = await auth.authenticate(token)
-    # Every later log line of this request, the access log included, names the caller.
-    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
-    return principal
+    if caller.principal is None:
+        raise caller.rejection or UnauthorizedException("Not authenticated")
+    return caller.principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -25,9 +25,10 @@ ADMINISTER_USERS = [Depends(require_permission("users:admin"))]
 
 
 @router.get("/me", response_model=CurrentUserResponse)
-async def read_me(principal: CurrentPrincipal) -> CurrentUserResponse:
+async def read_me(principal: CurrentPrincipal) -> Response:
     """Your profile, roles and permissions (served from the auth cache, no query)."""
-    return CurrentUserResponse.model_validate(principal.user, from_attributes=True)
+    # Serialized once per cached snapshot; a Response is sent as is, not validated again.
+    return Response(principal.user.profile_json, media_type="application/json")
 
 
 @router.patch("/me", response_model=UserResponse)

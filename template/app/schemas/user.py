@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -91,6 +92,13 @@ class UserSnapshot(BaseModel):
     roles: tuple[str, ...]
     permissions: frozenset[str]
     permissions_version: str
+
+    @cached_property
+    def profile_json(self) -> bytes:
+        """The `CurrentUserResponse` body, serialized once per snapshot (snapshots are
+        immutable, and the auth cache hands the same one to every request of the user)."""
+        profile = CurrentUserResponse.model_validate(self, from_attributes=True)
+        return profile.model_dump_json().encode()
 
 
 class PasswordChange(BaseModel):

@@ -9,13 +9,15 @@ deny-list in the cache until it would have expired, so all instances refuse it a
 
 Authenticating a request costs one cache round trip: the deny-list entry, the user's
 cached snapshot (profile, roles and resolved permissions) and the global permissions
-version are read together; the database is only read when the snapshot is missing or
-older than the latest change to roles and grants.
+version are read together, and the request is counted against the caller's rate limit
+in the same trip; the database is only read when the snapshot is missing or older than
+the latest change to roles and grants.
 """
 
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +27,9 @@ from typing import cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.rate_limit import RequestWindow, RouteLimit
 from app.core.resources import Resources
+from app.core.security import TokenClaims
 from app.exceptions import (
     ConflictException,
     InvalidTokenException,
@@ -37,7 +41,7 @@ from app.models.base import utcnow
 from app.models.user import User
 from app.services import one_time_tokens
 from app.services.one_time_tokens import TokenPurpose
-from app.services.principal import Principal
+from app.services.principal import Caller, Principal
 from app.services.user_service import (
     PERMISSIONS_VERSION_KEY,
     cached_snapshot,
@@ -70,6 +74,23 @@ class IssuedSession:
     access_token: str
     access_expires_at: datetime
     session_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """An access token whose signature and expiry are good; not yet checked for revocation."""
+
+    claims: TokenClaims
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+
+    def cache_keys(self) -> list[str]:
+        """What authenticating it reads: its deny-list entry, the user, the version."""
+        return [
+            denylist_key(self.claims.jti),
+            user_snapshot_key(self.user_id),
+            PERMISSIONS_VERSION_KEY,
+        ]
 
 
 class AuthService:
@@ -228,32 +249,91 @@ class AuthService:
 
     # Request authentication -------------------------------------------------
 
-    async def authenticate(self, access_token: str) -> Principal:
-        """The caller behind a token: one cache round trip, a query only on a cache miss."""
+    async def identify(
+        self, access_token: str | None, client_address: str | None, route: RouteLimit | None
+    ) -> Caller:
+        """The caller behind a request, counted against their rate limit.
+
+        One cache round trip reads the token's deny-list entry, the user's snapshot and
+        the permissions version, and counts the request; a query runs only when the
+        snapshot is missing or stale. Without a token, or with one that is refused, the
+        caller is anonymous and counted by client address.
+        """
+        token: VerifiedToken | None = None
+        rejection: UnauthorizedException | None = None
+        if access_token is not None:
+            try:
+                token = self._verify(access_token)
+            except UnauthorizedException as error:
+                rejection = error
+        keys = token.cache_keys() if token is not None else []
+        window = self._rate_limit_window(token, client_address, route)
+        status = None
+        if window is None:
+            values = await self.cache.get_many(*keys) if keys else []
+        else:
+            counted, count = await self.cache.get_many_and_count(
+                [*keys, window.previous_key], window.current_key, window.ttl_seconds
+            )
+            *values, previous = counted
+            status = window.status(int(previous or 0), count)
+            if status.retry_after_seconds is not None:
+                return Caller(None, rejection, status)
+        if token is None:
+            return Caller(None, rejection, status)
+        try:
+            principal = await self._principal(token, *values)
+        except UnauthorizedException as error:
+            return Caller(None, error, status)
+        return Caller(principal, None, status)
+
+    # Internals ----------------------------------------------------------------
+
+    def _verify(self, access_token: str) -> VerifiedToken:
         claims = self.tokens.decode(access_token)
         try:
-            user_id = uuid.UUID(claims.subject)
-            session_id = uuid.UUID(claims.session_id)
+            return VerifiedToken(claims, uuid.UUID(claims.subject), uuid.UUID(claims.session_id))
         except ValueError as error:
             raise UnauthorizedException("Invalid access token") from error
-        denied, cached_user, permissions_version = await self.cache.get_many(
-            denylist_key(claims.jti), user_snapshot_key(user_id), PERMISSIONS_VERSION_KEY
-        )
+
+    def _rate_limit_window(
+        self, token: VerifiedToken | None, client_address: str | None, route: RouteLimit | None
+    ) -> RequestWindow | None:
+        settings = self.settings
+        if not settings.rate_limit_enabled:
+            return None
+        if token is not None:
+            caller, limit = f"user:{token.user_id}", settings.rate_limit_per_user
+        else:
+            caller, limit = f"ip:{client_address or 'unknown'}", settings.rate_limit_per_ip
+        if route is not None:
+            caller, limit = f"{route.bucket}:{caller}", route.limit
+        return RequestWindow.at(limit, caller, time.time())
+
+    async def _principal(
+        self,
+        token: VerifiedToken,
+        denied: str | None,
+        cached_user: str | None,
+        permissions_version: str | None,
+    ) -> Principal:
         if denied is not None:
             raise UnauthorizedException("The access token has been revoked")
         snapshot = cached_snapshot(cached_user, permissions_version)
         if snapshot is None:
             async with self.session_factory() as db:
                 snapshot = await user_service.load_snapshot(
-                    db, self.cache, user_id, permissions_version
+                    db, self.cache, token.user_id, permissions_version
                 )
         if not snapshot.is_active:
             raise UnauthorizedException("User is inactive or no longer exists")
+        claims = token.claims
         return Principal(
-            user=snapshot, session_id=session_id, jti=claims.jti, token_expires_at=claims.expires_at
+            user=snapshot,
+            session_id=token.session_id,
+            jti=claims.jti,
+            token_expires_at=claims.expires_at,
         )
-
-    # Internals ----------------------------------------------------------------
 
     async def _set_password(self, db: AsyncSession, user: User, new_password: str) -> None:
         """A new password ends every session: whoever knew the old one is logged out."""

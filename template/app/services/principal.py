@@ -2,6 +2,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.core.rate_limit import RateLimitStatus
+from app.exceptions import UnauthorizedException
 from app.schemas.user import UserSnapshot
 
 
@@ -17,3 +19,16 @@ class Principal:
     @property
     def user_id(self) -> uuid.UUID:
         return self.user.id
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent an API request, as far as it shows: a principal, or nobody.
+
+    `rejection` says why a presented token was refused (a route that needs a principal
+    answers with it); `rate_limit` is the caller's standing after this request.
+    """
+
+    principal: Principal | None
+    rejection: UnauthorizedException | None = None
+    rate_limit: RateLimitStatus | None = None

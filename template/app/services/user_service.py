@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Collection
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, distinct, func, or_, select
@@ -79,8 +80,15 @@ def cached_snapshot(cached: str | None, permissions_version: str | None) -> User
     """The cached snapshot, unless missing or built before the latest access change."""
     if cached is None or permissions_version is None:
         return None
-    snapshot = UserSnapshot.model_validate_json(cached)
+    snapshot = _parse_snapshot(cached)
     return snapshot if snapshot.permissions_version == permissions_version else None
+
+
+@lru_cache(maxsize=2048)
+def _parse_snapshot(cached: str) -> UserSnapshot:
+    """Parsed once per distinct cache entry: a user's requests read the same entry until
+    something about them changes, and then the entry (so the key here) changes too."""
+    return UserSnapshot.model_validate_json(cached)
 
 
 class UserService(CRUDService[User, UserCreate, UserUpdate]):

@@ -51,3 +51,18 @@ async def test_keys_are_isolated_under_the_run_prefix(resources: Resources) -> N
         assert await cache.client.exists("scoped") == 0
     else:
         assert await cache.get("scoped") == "value"
+
+
+async def test_get_many_and_count_reads_and_counts_in_one_round_trip(
+    resources: Resources,
+) -> None:
+    cache = resources.cache
+    await cache.set("present", "value")
+
+    first = await cache.get_many_and_count(["present", "absent"], "counter", 60)
+    second = await cache.get_many_and_count(["absent"], "counter", 60)
+
+    assert first == (["value", None], 1)
+    assert second == ([None], 2)
+    if isinstance(cache, RedisCache):  # the expiry is set by the first count only
+        assert 0 < await cache.client.ttl(cache.prefix + "counter") <= 60

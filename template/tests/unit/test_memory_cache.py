@@ -90,3 +90,15 @@ async def test_ping_and_close(cache: MemoryCache) -> None:
     assert await cache.ping() is True
     await cache.close()
     assert await cache.get("key") is None
+
+
+async def test_get_many_and_count_reads_and_counts_in_one_call(
+    cache: MemoryCache, clock: FakeClock
+) -> None:
+    await cache.set("a", "1")
+
+    assert await cache.get_many_and_count(["a", "b"], "hits", 60) == (["1", None], 1)
+    clock.advance(59)
+    assert await cache.get_many_and_count(["a"], "hits", 60) == (["1"], 2)
+    clock.advance(1)  # the counter expires 60 s after its first hit, not after its last
+    assert await cache.get_many_and_count(["a"], "hits", 60) == (["1"], 1)
