@@ -7,22 +7,9 @@ import httpx
 import pytest
 
 from app.core.resources import Resources
-from tests.helpers import API, error_of, recorded_queries
+from tests.helpers import API, create_article, error_of, recorded_queries
 
 ARTICLES = f"{API}/articles"
-
-
-async def _create(
-    client: httpx.AsyncClient, headers: dict[str, str], title: str, *, publish: bool = False
-) -> dict[str, Any]:
-    response = await client.post(ARTICLES, headers=headers, json={"title": title, "content": "x"})
-    assert response.status_code == 201, response.text
-    article: dict[str, Any] = response.json()
-    if publish:
-        published = await client.post(f"{ARTICLES}/{article['id']}/publish", headers=headers)
-        assert published.status_code == 200, published.text
-        article = published.json()
-    return article
 
 
 async def _list(
@@ -37,7 +24,7 @@ async def _list(
 async def test_fields_returns_only_the_selected_fields(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    article = await _create(client, auth_headers, "Picked")
+    article = await create_article(client, auth_headers, "Picked")
 
     page = await _list(client, auth_headers, fields="title,author.id")
     whole_author = await _list(client, auth_headers, fields="id, author")
@@ -51,7 +38,7 @@ async def test_fields_returns_only_the_selected_fields(
 async def test_unselected_relations_are_not_joined(
     client: httpx.AsyncClient, resources: Resources, auth_headers: dict[str, str]
 ) -> None:
-    await _create(client, auth_headers, "Alone")
+    await create_article(client, auth_headers, "Alone")
 
     with recorded_queries(resources.engine) as without_author:
         await _list(client, auth_headers, fields="id,title")
@@ -100,9 +87,9 @@ async def test_anything_outside_the_allow_list_is_refused(
 async def test_filters_by_status_author_and_dates(
     client: httpx.AsyncClient, auth_headers: dict[str, str], other_auth_headers: dict[str, str]
 ) -> None:
-    draft = await _create(client, auth_headers, "Mine, draft")
-    mine = await _create(client, auth_headers, "Mine, published", publish=True)
-    theirs = await _create(client, other_auth_headers, "Theirs", publish=True)
+    draft = await create_article(client, auth_headers, "Mine, draft")
+    mine = await create_article(client, auth_headers, "Mine, published", publish=True)
+    theirs = await create_article(client, other_auth_headers, "Theirs", publish=True)
 
     published = await _list(client, auth_headers, status="published", fields="id")
     drafts = await _list(client, auth_headers, status="draft", fields="id")
@@ -125,9 +112,9 @@ async def test_filters_by_status_author_and_dates(
 
 
 async def test_sort_orders(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:
-    banana = await _create(client, auth_headers, "Banana", publish=True)
-    apple = await _create(client, auth_headers, "Apple")
-    cherry = await _create(client, auth_headers, "Cherry", publish=True)
+    banana = await create_article(client, auth_headers, "Banana", publish=True)
+    apple = await create_article(client, auth_headers, "Apple")
+    cherry = await create_article(client, auth_headers, "Cherry", publish=True)
 
     async def order(sort: str) -> list[str]:
         page = await _list(client, auth_headers, sort=sort, fields="id")
@@ -147,7 +134,7 @@ async def test_cursor_pages_visit_every_row_once(
     client: httpx.AsyncClient, auth_headers: dict[str, str], sort: str
 ) -> None:
     created = [
-        await _create(client, auth_headers, f"Article {n % 3}", publish=n % 2 == 0)
+        await create_article(client, auth_headers, f"Article {n % 3}", publish=n % 2 == 0)
         for n in range(7)
     ]
     everything = await _list(client, auth_headers, sort=sort, limit=100, fields="id")
@@ -171,10 +158,10 @@ async def test_cursor_pages_visit_every_row_once(
 async def test_cursor_pages_survive_new_rows(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    first_ids = [(await _create(client, auth_headers, f"Old {n}"))["id"] for n in range(4)]
+    first_ids = [(await create_article(client, auth_headers, f"Old {n}"))["id"] for n in range(4)]
     first = await _list(client, auth_headers, limit=2, fields="id")
 
-    await _create(client, auth_headers, "Newer than the cursor")
+    await create_article(client, auth_headers, "Newer than the cursor")
     second = await _list(client, auth_headers, limit=2, fields="id", cursor=first["next_cursor"])
 
     # Offset paging would now repeat a row; the cursor continues where the page ended.
@@ -204,7 +191,7 @@ async def test_a_cursor_only_continues_its_own_sort_order(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
     for n in range(3):
-        await _create(client, auth_headers, f"A{n}")
+        await create_article(client, auth_headers, f"A{n}")
     by_title = await _list(client, auth_headers, sort="title", limit=1)
 
     mixed = await client.get(

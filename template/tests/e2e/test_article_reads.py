@@ -1,28 +1,20 @@
 """`GET /articles/{id}`: cached reads that a write invalidates at once, ETags, fields."""
 
-from typing import Any
-
 import httpx
 import pytest
 
 from app.core.cache import RedisCache
 from app.core.resources import Resources
-from tests.helpers import API, AppFactory, error_of, recorded_queries
+from tests.helpers import API, AppFactory, create_article, error_of, recorded_queries
 
 ARTICLES = f"{API}/articles"
-
-
-async def _article(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
-    response = await client.post(ARTICLES, headers=headers, json={"title": "T", "content": "x"})
-    assert response.status_code == 201, response.text
-    article: dict[str, Any] = response.json()
-    return article
 
 
 async def test_repeated_reads_come_from_the_cache(
     client: httpx.AsyncClient, resources: Resources, auth_headers: dict[str, str]
 ) -> None:
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
 
     with recorded_queries(resources.engine) as first_read:
         first = await client.get(url, headers=auth_headers)
@@ -48,7 +40,8 @@ async def test_a_write_is_visible_to_the_next_read(
     change: str,
     expected: dict[str, str] | None,
 ) -> None:
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
     assert (await client.get(url, headers=auth_headers)).json()["status"] == "draft"  # cached
 
     if change == "update":
@@ -68,7 +61,8 @@ async def test_a_write_is_visible_to_the_next_read(
 async def test_a_renamed_author_shows_in_cached_articles(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
     await client.get(url, headers=auth_headers)
 
     await client.patch(f"{API}/users/me", headers=auth_headers, json={"full_name": "New Name"})
@@ -81,7 +75,8 @@ async def test_a_renamed_author_shows_in_cached_articles(
 async def test_cached_drafts_stay_private(
     client: httpx.AsyncClient, auth_headers: dict[str, str], other_auth_headers: dict[str, str]
 ) -> None:
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
     assert (await client.get(url, headers=auth_headers)).status_code == 200  # now cached
 
     error_of(await client.get(url, headers=other_auth_headers), 404, "not_found")
@@ -97,7 +92,8 @@ async def test_no_instance_serves_a_stale_read_after_a_write(
         pytest.skip(
             "instances share state only through Redis (the in-process cache is per process)"
         )
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
     async with app_factory() as other_instance:
         assert (await other_instance.get(url, headers=auth_headers)).json()["title"] == "T"
 
@@ -109,7 +105,8 @@ async def test_no_instance_serves_a_stale_read_after_a_write(
 async def test_etag_answers_304_until_the_article_changes(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
     first = await client.get(url, headers=auth_headers)
     etag = first.headers["etag"]
 
@@ -131,7 +128,8 @@ async def test_etag_answers_304_until_the_article_changes(
 async def test_detail_fields_selection(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    url = f"{ARTICLES}/{(await _article(client, auth_headers))['id']}"
+    article = await create_article(client, auth_headers, "T", content="x")
+    url = f"{ARTICLES}/{article['id']}"
 
     picked = await client.get(url, headers=auth_headers, params={"fields": "content,author.id"})
     unknown = await client.get(url, headers=auth_headers, params={"fields": "password"})
@@ -148,11 +146,11 @@ async def test_cached_list_pages_follow_every_write(
         page = (await client.get(ARTICLES, headers=auth_headers)).json()
         return [(item["title"], item["status"]) for item in page["items"]]
 
-    article = await _article(client, auth_headers)
+    article = await create_article(client, auth_headers, "T", content="x")
     url = f"{ARTICLES}/{article['id']}"
     assert await titles() == [("T", "draft")]  # cached from here on
 
-    await _article(client, auth_headers)
+    await create_article(client, auth_headers, "T", content="x")
     assert await titles() == [("T", "draft"), ("T", "draft")]
     await client.patch(url, headers=auth_headers, json={"title": "Changed"})
     assert ("Changed", "draft") in await titles()
@@ -165,7 +163,7 @@ async def test_cached_list_pages_follow_every_write(
 async def test_cached_list_pages_show_a_new_author_name(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    await _article(client, auth_headers)
+    await create_article(client, auth_headers, "T", content="x")
     await client.get(ARTICLES, headers=auth_headers)
 
     await client.patch(f"{API}/users/me", headers=auth_headers, json={"full_name": "Renamed"})
@@ -177,7 +175,7 @@ async def test_cached_list_pages_show_a_new_author_name(
 async def test_list_pages_are_cached_per_audience(
     client: httpx.AsyncClient, auth_headers: dict[str, str], other_auth_headers: dict[str, str]
 ) -> None:
-    await _article(client, auth_headers)
+    await create_article(client, auth_headers, "T", content="x")
     assert (await client.get(ARTICLES, headers=auth_headers)).json()["total"] == 1
 
     # Same query, other reader: someone else's draft stays out of their page.
@@ -194,11 +192,11 @@ async def test_no_instance_serves_a_stale_list_after_a_write(
         pytest.skip(
             "instances share state only through Redis (the in-process cache is per process)"
         )
-    await _article(client, auth_headers)
+    await create_article(client, auth_headers, "T", content="x")
     async with app_factory() as other_instance:
         assert (await other_instance.get(ARTICLES, headers=auth_headers)).json()["total"] == 1
 
-        await _article(client, auth_headers)
+        await create_article(client, auth_headers, "T", content="x")
 
         assert (await other_instance.get(ARTICLES, headers=auth_headers)).json()["total"] == 2
 
@@ -206,12 +204,12 @@ async def test_no_instance_serves_a_stale_list_after_a_write(
 async def test_list_etag_answers_304_until_a_write(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    await _article(client, auth_headers)
+    await create_article(client, auth_headers, "T", content="x")
     etag = (await client.get(ARTICLES, headers=auth_headers)).headers["etag"]
     conditional = {**auth_headers, "If-None-Match": etag}
 
     unchanged = await client.get(ARTICLES, headers=conditional)
-    await _article(client, auth_headers)
+    await create_article(client, auth_headers, "T", content="x")
     changed = await client.get(ARTICLES, headers=conditional)
 
     assert unchanged.status_code == 304

@@ -1,28 +1,15 @@
-from typing import Any
-
 import httpx
 import pytest
 
-from tests.helpers import API, error_of
+from tests.helpers import API, create_article, error_of
 
 ARTICLES = f"{API}/articles"
-
-
-async def _create(
-    client: httpx.AsyncClient, headers: dict[str, str], content: str | None = "Body"
-) -> dict[str, Any]:
-    response = await client.post(
-        ARTICLES, headers=headers, json={"title": "Hello", "content": content}
-    )
-    assert response.status_code == 201, response.text
-    article: dict[str, Any] = response.json()
-    return article
 
 
 async def test_create_returns_a_draft(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    article = await _create(client, auth_headers)
+    article = await create_article(client, auth_headers)
 
     assert article["status"] == "draft"
     assert article["published_at"] is None
@@ -40,7 +27,7 @@ async def test_list_is_a_paginated_envelope(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
     for _ in range(3):
-        await _create(client, auth_headers)
+        await create_article(client, auth_headers)
 
     first = await client.get(ARTICLES, headers=auth_headers, params={"limit": 2})
     second = await client.get(ARTICLES, headers=auth_headers, params={"limit": 2, "offset": 2})
@@ -71,7 +58,7 @@ async def test_list_refuses_out_of_range_pagination(
 async def test_get_patch_and_delete_own_article(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    article = await _create(client, auth_headers)
+    article = await create_article(client, auth_headers)
     url = f"{ARTICLES}/{article['id']}"
 
     fetched = await client.get(url, headers=auth_headers)
@@ -92,7 +79,7 @@ async def test_get_patch_and_delete_own_article(
 async def test_patch_refuses_invalid_changes(
     client: httpx.AsyncClient, auth_headers: dict[str, str], payload: dict[str, object]
 ) -> None:
-    article = await _create(client, auth_headers)
+    article = await create_article(client, auth_headers)
 
     response = await client.patch(f"{ARTICLES}/{article['id']}", headers=auth_headers, json=payload)
 
@@ -104,7 +91,7 @@ async def test_patch_refuses_invalid_changes(
 async def test_publish_requires_content(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    article = await _create(client, auth_headers, content=None)
+    article = await create_article(client, auth_headers, content=None)
 
     response = await client.post(f"{ARTICLES}/{article['id']}/publish", headers=auth_headers)
 
@@ -116,7 +103,7 @@ async def test_publish_flow_and_visibility(
     auth_headers: dict[str, str],
     other_auth_headers: dict[str, str],
 ) -> None:
-    article = await _create(client, auth_headers)
+    article = await create_article(client, auth_headers)
     url = f"{ARTICLES}/{article['id']}"
 
     error_of(await client.get(url, headers=other_auth_headers), 404, "not_found")

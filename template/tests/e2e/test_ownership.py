@@ -2,21 +2,12 @@
 editors, so guessing ids reveals nothing; a published article is visible to all readers
 and changed only by its author or an editor (403 for the rest)."""
 
-from typing import Any
-
 import httpx
 
 from app.core.resources import Resources
-from tests.helpers import API, error_of, login_as
+from tests.helpers import API, create_article, error_of, login_as
 
 ARTICLES = f"{API}/articles"
-
-
-async def _draft(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
-    response = await client.post(ARTICLES, headers=headers, json={"title": "A", "content": "B"})
-    assert response.status_code == 201, response.text
-    article: dict[str, Any] = response.json()
-    return article
 
 
 async def test_another_author_cannot_find_read_change_or_delete_a_draft(
@@ -24,7 +15,7 @@ async def test_another_author_cannot_find_read_change_or_delete_a_draft(
 ) -> None:
     alice = await login_as(client, resources, "author")
     bob = await login_as(client, resources, "author")
-    draft = await _draft(client, alice)
+    draft = await create_article(client, alice, "A")
     url = f"{ARTICLES}/{draft['id']}"
 
     answers = [
@@ -46,7 +37,7 @@ async def test_a_published_article_is_visible_but_not_changeable_by_others(
 ) -> None:
     alice = await login_as(client, resources, "author")
     bob = await login_as(client, resources, "author")
-    article = await _draft(client, alice)
+    article = await create_article(client, alice, "A")
     url = f"{ARTICLES}/{article['id']}"
     await client.post(f"{url}/publish", headers=alice)
 
@@ -61,7 +52,7 @@ async def test_editors_see_every_draft_and_may_change_any_article(
 ) -> None:
     alice = await login_as(client, resources, "author")
     editor = await login_as(client, resources, "editor")
-    draft = await _draft(client, alice)
+    draft = await create_article(client, alice, "A")
     url = f"{ARTICLES}/{draft['id']}"
 
     listed = await client.get(ARTICLES, headers=editor)
