@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.core.resources import Resources
 from app.models import Comment
-from tests.helpers import API, error_of, login_as
+from tests.helpers import API, create_article, error_of, login_as
 
 ARTICLES = f"{API}/articles"
 COMMENTS = f"{API}/comments"
@@ -17,12 +17,8 @@ COMMENTS = f"{API}/comments"
 async def _article(
     client: httpx.AsyncClient, headers: dict[str, str], *, publish: bool = True
 ) -> str:
-    response = await client.post(ARTICLES, headers=headers, json={"title": "T", "content": "C"})
-    assert response.status_code == 201, response.text
-    article_id: str = response.json()["id"]
-    if publish:
-        published = await client.post(f"{ARTICLES}/{article_id}/publish", headers=headers)
-        assert published.status_code == 200, published.text
+    article = await create_article(client, headers, "T", content="C", publish=publish)
+    article_id: str = article["id"]
     return article_id
 
 
