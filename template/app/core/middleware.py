@@ -13,8 +13,8 @@ For every HTTP request it:
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 import structlog
 from starlette.datastructures import MutableHeaders
@@ -98,4 +98,4 @@ class RequestContextMiddleware:
                 if _VALID_REQUEST_ID.match(candidate):
                     return candidate
                 break
-        return uuid.uuid4().hex
+        return secrets.token_hex(16)

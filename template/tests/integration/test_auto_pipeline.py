@@ -1,0 +1,116 @@
+"""Commands issued together go out as one pipeline on a real Redis, each with its own answer."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, ResponseError
+
+from app.core.auto_pipeline import AutoPipeline
+from app.core.cache import RedisCache
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+pytestmark = pytest.mark.skipif(
+    not REDIS_URL, reason="pipelining is a Redis client feature (set TEST_REDIS_URL)"
+)
+
+
+CLIENT_NAME = f"auto-pipeline-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def client(prefix: str) -> AsyncIterator[Redis]:
+    """A client of its own, named so that the server can say how many connections it opened."""
+    assert REDIS_URL is not None
+    redis = Redis.from_url(REDIS_URL, decode_responses=True, client_name=CLIENT_NAME)
+    yield redis
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def _open_connections(client: Redis) -> int:
+    return sum(entry["name"] == CLIENT_NAME for entry in await client.client_list())
+
+
+async def test_commands_issued_together_share_one_connection(client: Redis, prefix: str) -> None:
+    await client.set(prefix + "key", "value")
+    pipeline = AutoPipeline(client)
+
+    replies = await asyncio.gather(*(pipeline.execute("GET", prefix + "key") for _ in range(20)))
+    batched_connections = await _open_connections(client)
+    await asyncio.gather(*(client.get(prefix + "key") for _ in range(20)))
+    direct_connections = await _open_connections(client)
+
+    assert replies == ["value"] * 20
+    assert batched_connections == 1  # one pipeline, so one connection from the pool
+    assert direct_connections > 1  # the same reads one by one need several at once
+
+
+async def test_each_command_gets_its_own_reply_or_error(client: Redis, prefix: str) -> None:
+    await client.set(prefix + "text", "not a number")
+    pipeline = AutoPipeline(client)
+
+    outcomes: list[object] = await asyncio.gather(
+        pipeline.execute("GET", prefix + "text"),
+        pipeline.execute("INCR", prefix + "text"),
+        pipeline.execute("INCR", prefix + "counter"),
+        return_exceptions=True,
+    )
+
+    text, failed, counted = outcomes
+    assert text == "not a number"
+    assert isinstance(failed, ResponseError)
+    assert counted == 1
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_replies(
+    client: Redis, prefix: str
+) -> None:
+    pipeline = AutoPipeline(client)
+    first = asyncio.create_task(pipeline.execute("INCR", prefix + "counter"))
+    gone = asyncio.create_task(pipeline.execute("INCR", prefix + "counter"))
+    last = asyncio.create_task(pipeline.execute("INCR", prefix + "counter"))
+    await asyncio.sleep(0)  # all three queued, the flush not yet run
+    gone.cancel()
+
+    replies = await asyncio.gather(first, last)
+
+    assert gone.cancelled()
+    # The cancelled command had been queued, so it still ran: only its caller left.
+    assert list(replies) == [1, 3]
+    assert await client.get(prefix + "counter") == "3"
+
+
+async def test_a_failed_connection_fails_every_command_of_the_batch() -> None:
+    unreachable = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    pipeline = AutoPipeline(unreachable)
+    try:
+        outcomes = await asyncio.gather(
+            pipeline.execute("GET", "a"), pipeline.execute("GET", "b"), return_exceptions=True
+        )
+    finally:
+        await unreachable.aclose()
+
+    assert [type(outcome) for outcome in outcomes] == [ConnectionError, ConnectionError]
+
+
+async def test_the_counting_script_is_loaded_again_after_a_script_flush(
+    client: Redis, prefix: str
+) -> None:
+    cache = RedisCache(client, prefix=prefix)
+    await cache.set("present", "value")
+    assert await cache.get_many_and_count(["present"], "counter", 60) == (["value"], 1)
+
+    await client.script_flush()  # as after a server restart
+
+    assert await cache.get_many_and_count(["present"], "counter", 60) == (["value"], 2)
