@@ -5,6 +5,7 @@ Unexpected exceptions are answered by the request middleware
 same shape with the request id and nothing about the internals.
 """
 
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -13,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -57,20 +60,25 @@ async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# How long a client should wait before retrying while the database is unreachable.
-DATABASE_RETRY_AFTER_SECONDS = 5
+# How long a client should wait before retrying while a backing service is unreachable.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 logger = structlog.stdlib.get_logger(__name__)
 
 
-async def handle_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    """The database is unreachable (restarting, failing over): a 503 the client may retry,
-    rather than a 500 that reads like a bug. The pool reconnects once it is back."""
-    logger.warning("database_unavailable", error=repr(exc))
-    return JSONResponse(
-        error_body("service_unavailable", "The database is unavailable; try again shortly"),
-        status_code=503,
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
-    )
+def unavailable_handler(service: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler for `service` being unreachable (restarting, failing over): a 503 the
+    client may retry, rather than a 500 that reads like a bug. The connection pools
+    reconnect by themselves once it is back."""
+
+    async def handle_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("service_unavailable", service=service, error=repr(exc))
+        return JSONResponse(
+            error_body("service_unavailable", f"The {service} is unavailable; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
+
+    return handle_unavailable
 
 
 def register_exception_handlers(app: FastAPI) -> None:
@@ -79,5 +87,11 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     # A refused connection surfaces as OSError (ConnectionRefusedError) from the driver,
     # a dropped one as SQLAlchemy's OperationalError or InterfaceError.
-    for error in (OperationalError, InterfaceError, ConnectionRefusedError):
-        app.add_exception_handler(error, handle_database_unavailable)
+    database_unavailable = unavailable_handler("database")
+    for database_error in (OperationalError, InterfaceError, ConnectionRefusedError):
+        app.add_exception_handler(database_error, database_unavailable)
+    # Every API request authenticates and counts itself in the cache: without it, no
+    # token can be checked against the deny-list, so the answer is 503, not a guess.
+    cache_unavailable = unavailable_handler("cache")
+    for cache_error in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(cache_error, cache_unavailable)

@@ -116,3 +116,26 @@ async def test_an_unreachable_database_is_a_503_to_retry(
 
     error_of(response, 503, "service_unavailable")
     assert response.headers["Retry-After"] == "5"
+
+
+async def test_an_unreachable_cache_is_a_503_to_retry(tmp_path: Path, settings: Settings) -> None:
+    # Every API request is authenticated and counted in the cache, public ones included.
+    broken_cache = settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'cache-down.db'}",
+            "redis_url": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        }
+    )
+    app = create_app(broken_cache)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            anonymous = await client.get(f"{API}/articles")
+            with_a_token = await client.get(
+                f"{API}/users/me", headers={"Authorization": "Bearer not-even-a-jwt"}
+            )
+
+    for response in (anonymous, with_a_token):
+        error = error_of(response, 503, "service_unavailable")
+        assert error["message"] == "The cache is unavailable; try again shortly"
+        assert response.headers["Retry-After"] == "5"
