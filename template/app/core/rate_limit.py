@@ -123,10 +123,12 @@ class RequestWindow:
     def at(cls, limit: str, caller: str, now: float) -> Self:
         item = parse_limit(limit)
         seconds = item.get_expiry()
-        index, elapsed = divmod(now, seconds)
+        index = int(now // seconds)
         # The window length is part of the key: a changed limit starts fresh counters.
         base = f"ratelimit:{seconds}:{caller}:"
-        return cls(item.amount, seconds, elapsed, f"{base}{index:.0f}", f"{base}{index - 1:.0f}")
+        return cls(
+            item.amount, seconds, now - index * seconds, f"{base}{index}", f"{base}{index - 1}"
+        )
 
     @property
     def ttl_seconds(self) -> int:

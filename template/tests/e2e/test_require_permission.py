@@ -21,7 +21,11 @@ FORMS = ["decorator", "dependency", "alias"]
 
 
 class Probe:
-    """A small app with one endpoint per form; records which bodies ran."""
+    """A small app with one endpoint per form; records which bodies ran.
+
+    Its routes are not behind the API routers' `identify_caller`: `CurrentPrincipal`
+    identifies the caller by itself.
+    """
 
     def __init__(self, resources: Resources) -> None:
         self.ran: list[str] = []
