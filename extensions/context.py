@@ -40,12 +40,21 @@ DEV_DEPENDENCIES = [
     "pytest>=9.0",
     "pytest-asyncio>=1.2",
     "ruff>=0.14",
-    # The optional `sentry` extra, so the type-check and tests cover the error-tracking code.
+    # The optional extras, so the type-check and tests cover the code that uses them.
+    "opentelemetry-exporter-otlp-proto-http>=1.44",
+    "opentelemetry-sdk>=1.44",
     "sentry-sdk>=2.20",
 ]
 # Installed on demand (`uv sync --extra sentry`, or EXTRAS=sentry for the image): error
-# tracking is one setting away, without every deployment carrying an SDK it does not use.
-OPTIONAL_DEPENDENCIES = {"sentry": ["sentry-sdk>=2.20"]}
+# tracking and trace export are one setting away, without every deployment carrying an
+# SDK it does not use.
+OPTIONAL_DEPENDENCIES = {
+    "opentelemetry": [
+        "opentelemetry-exporter-otlp-proto-http>=1.44",
+        "opentelemetry-sdk>=1.44",
+    ],
+    "sentry": ["sentry-sdk>=2.20"],
+}
 # answer name -> answer value -> (extra runtime deps, extra dev deps)
 VARIANT_DEPENDENCIES: dict[str, dict[str, tuple[list[str], list[str]]]] = {
     "storage_backend": {
