@@ -11,46 +11,60 @@ Commands stay independent (no MULTI): each gets its own reply, or its own error.
 """
 
 import asyncio
+import copy
+import functools
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
+Queued = list[tuple[tuple[EncodableT, ...], asyncio.Future[Any]]]
+
 
 class AutoPipeline:
     def __init__(self, client: Redis) -> None:
         self._client = client
-        self._queued: list[tuple[tuple[EncodableT, ...], asyncio.Future[Any]]] = []
-        # The running flushes: the loop holds only weak references to tasks.
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._queued: Queued = []
+        # The pipelines in flight: the event loop keeps only weak references to tasks.
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def execute(self, *command: EncodableT) -> Any:
         """The reply to `command` (its name, then its arguments), or its error raised."""
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Any] = loop.create_future()
         if not self._queued:
-            # Runs after the callbacks already due on this turn: requests they resume
+            # Runs after the callbacks already due on this turn: the requests they resume
             # queue their commands first, and go out in the same write.
-            flush = asyncio.create_task(self._flush())
-            self._flushes.add(flush)
-            flush.add_done_callback(self._flushes.discard)
+            loop.call_soon(self._send_queued)
         self._queued.append((command, reply))
         return await reply
 
-    async def _flush(self) -> None:
+    def _send_queued(self) -> None:
+        # Taken here, synchronously: whatever happens to the pipeline's task, the next
+        # command starts a new queue.
         batch, self._queued = self._queued, []
+        sending = asyncio.create_task(self._send(batch))
+        self._sending.add(sending)
+        sending.add_done_callback(functools.partial(self._sent, batch))
+
+    def _sent(self, batch: Queued, sending: asyncio.Task[None]) -> None:
+        self._sending.discard(sending)
+        # Answered replies stay as they are. A pipeline cancelled before or while it ran
+        # (the event loop closing) leaves its callers cancelled too, never waiting.
+        for _, reply in batch:
+            reply.cancel()
+
+    async def _send(self, batch: Queued) -> None:
         pipeline = self._client.pipeline(transaction=False)
         for command, _ in batch:
             pipeline.execute_command(*command)
         try:
             replies = await pipeline.execute(raise_on_error=False)
-        except asyncio.CancelledError:  # the loop is shutting down
-            for _, reply in batch:
-                reply.cancel()
-            raise
-        except Exception as error:  # the connection failed: every command did
+        except Exception as error:  # the connection failed: so did every command
             for _, reply in batch:
                 if not reply.done():
-                    reply.set_exception(error)
+                    # A copy each: callers add notes and causes to what they catch.
+                    reply.set_exception(copy.copy(error))
             return
         for (_, reply), value in zip(batch, replies, strict=True):
             if reply.done():  # its caller was cancelled (a client that went away)

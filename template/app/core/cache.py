@@ -93,9 +93,8 @@ class RedisCache:
         arguments: list[EncodableT] = [len(names), *names, ttl_seconds]
         try:
             replies = await self._reads.execute("EVALSHA", _GET_MANY_AND_COUNT_SHA, *arguments)
-        except NoScriptError:  # a new or restarted server: it learns the script once
-            await self.client.script_load(_GET_MANY_AND_COUNT)
-            replies = await self._reads.execute("EVALSHA", _GET_MANY_AND_COUNT_SHA, *arguments)
+        except NoScriptError:  # a new or restarted server: EVAL runs and caches the script
+            replies = await self._reads.execute("EVAL", _GET_MANY_AND_COUNT, *arguments)
         *values, count = replies
         return values, int(count)
 

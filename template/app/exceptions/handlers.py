@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -65,12 +66,21 @@ UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 logger = structlog.stdlib.get_logger(__name__)
 
 
-def unavailable_handler(service: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+def unavailable_handler(
+    service: str, misconfigured: tuple[type[Exception], ...] = ()
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     """A handler for `service` being unreachable (restarting, failing over): a 503 the
     client may retry, rather than a 500 that reads like a bug. The connection pools
-    reconnect by themselves once it is back."""
+    reconnect by themselves once it is back.
+
+    `misconfigured` are errors of the same family that no retry will cure (a wrong
+    password, a missing permission): they are raised again, so the request middleware
+    answers 500 and logs them with their traceback, where error tracking sees them.
+    """
 
     async def handle_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, misconfigured):
+            raise exc
         logger.warning("service_unavailable", service=service, error=repr(exc))
         return JSONResponse(
             error_body("service_unavailable", f"The {service} is unavailable; try again shortly"),
@@ -92,6 +102,6 @@ def register_exception_handlers(app: FastAPI) -> None:
         app.add_exception_handler(database_error, database_unavailable)
     # Every API request authenticates and counts itself in the cache: without it, no
     # token can be checked against the deny-list, so the answer is 503, not a guess.
-    cache_unavailable = unavailable_handler("cache")
+    cache_unavailable = unavailable_handler("cache", (AuthenticationError, AuthorizationError))
     for cache_error in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(cache_error, cache_unavailable)

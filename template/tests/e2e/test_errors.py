@@ -1,5 +1,7 @@
+import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -139,3 +141,29 @@ async def test_an_unreachable_cache_is_a_503_to_retry(tmp_path: Path, settings: 
         error = error_of(response, 503, "service_unavailable")
         assert error["message"] == "The cache is unavailable; try again shortly"
         assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis to refuse")
+async def test_a_refused_cache_password_is_a_500_not_an_outage(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # A configuration to fix, not an outage to wait out: no "try again" for the client,
+    # and the traceback goes to the log (and to error tracking).
+    server = urlsplit(os.environ["TEST_REDIS_URL"])
+    wrong_password = server._replace(  # a user the server does not know
+        netloc=f"nobody:not-the-password@{server.hostname}:{server.port or 6379}"
+    )
+    misconfigured = settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'cache-refused.db'}",
+            "redis_url": wrong_password.geturl(),
+        }
+    )
+    app = create_app(misconfigured)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get(f"{API}/articles")
+
+    error_of(response, 500, "internal_error")
+    assert "Retry-After" not in response.headers

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
 from app.core.auto_pipeline import AutoPipeline
+from app.core.cache import _GET_MANY_AND_COUNT_SHA as SCRIPT_SHA
 from app.core.cache import RedisCache
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -91,6 +92,23 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(
     assert await client.get(prefix + "counter") == "3"
 
 
+async def test_after_a_cancelled_pipeline_later_commands_still_go_out(
+    client: Redis, prefix: str
+) -> None:
+    pipeline = AutoPipeline(client)
+    lost = asyncio.create_task(pipeline.execute("INCR", prefix + "counter"))
+    await asyncio.sleep(0)  # the caller queues its command
+    await asyncio.sleep(0)  # the queue is taken: its pipeline is a task not yet run
+    assert pipeline._sending
+    for sending in pipeline._sending:
+        sending.cancel()  # as when the event loop closes
+
+    with pytest.raises(asyncio.CancelledError):
+        await lost
+    assert await pipeline.execute("SET", prefix + "after", "sent") is True
+    assert await client.get(prefix + "after") == "sent"
+
+
 async def test_a_failed_connection_fails_every_command_of_the_batch() -> None:
     unreachable = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
     pipeline = AutoPipeline(unreachable)
@@ -102,6 +120,7 @@ async def test_a_failed_connection_fails_every_command_of_the_batch() -> None:
         await unreachable.aclose()
 
     assert [type(outcome) for outcome in outcomes] == [ConnectionError, ConnectionError]
+    assert outcomes[0] is not outcomes[1]  # each caller gets an error of its own
 
 
 async def test_the_counting_script_is_loaded_again_after_a_script_flush(
@@ -114,3 +133,4 @@ async def test_the_counting_script_is_loaded_again_after_a_script_flush(
     await client.script_flush()  # as after a server restart
 
     assert await cache.get_many_and_count(["present"], "counter", 60) == (["value"], 2)
+    assert await client.script_exists(SCRIPT_SHA) == [True]  # EVAL taught it again
