@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from app.core.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
-from tests.helpers import API, build_settings, error_of
+from tests.helpers import API, UNREACHABLE_REDIS, app_with_cache_at, build_settings, error_of
 
 HEX_32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -122,20 +122,11 @@ async def test_an_unreachable_database_is_a_503_to_retry(
 
 async def test_an_unreachable_cache_is_a_503_to_retry(tmp_path: Path, settings: Settings) -> None:
     # Every API request is authenticated and counted in the cache, public ones included.
-    broken_cache = settings.model_copy(
-        update={
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'cache-down.db'}",
-            "redis_url": "redis://127.0.0.1:1/0",  # nothing listens on port 1
-        }
-    )
-    app = create_app(broken_cache)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            anonymous = await client.get(f"{API}/articles")
-            with_a_token = await client.get(
-                f"{API}/users/me", headers={"Authorization": "Bearer not-even-a-jwt"}
-            )
+    async with app_with_cache_at(settings, UNREACHABLE_REDIS, tmp_path) as client:
+        anonymous = await client.get(f"{API}/articles")
+        with_a_token = await client.get(
+            f"{API}/users/me", headers={"Authorization": "Bearer not-even-a-jwt"}
+        )
 
     for response in (anonymous, with_a_token):
         error = error_of(response, 503, "service_unavailable")
@@ -153,17 +144,8 @@ async def test_a_refused_cache_password_is_a_500_not_an_outage(
     wrong_password = server._replace(  # a user the server does not know
         netloc=f"nobody:not-the-password@{server.hostname}:{server.port or 6379}"
     )
-    misconfigured = settings.model_copy(
-        update={
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'cache-refused.db'}",
-            "redis_url": wrong_password.geturl(),
-        }
-    )
-    app = create_app(misconfigured)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get(f"{API}/articles")
+    async with app_with_cache_at(settings, wrong_password.geturl(), tmp_path) as client:
+        response = await client.get(f"{API}/articles")
 
     error_of(response, 500, "internal_error")
     assert "Retry-After" not in response.headers
