@@ -1,6 +1,7 @@
 """PostgreSQL restarted under a running instance: the app answers 503 from /health/ready
 while the database is down (without hanging), and recovers by itself once it is back
-(pool pre-ping replaces the dead connections): no restart of the app.
+(the failed requests make SQLAlchemy replace the dead connections, and a connection
+idle for a while is checked before use): no restart of the app.
 
 The database is a throwaway PostgreSQL cluster made for this test (initdb into a temp
 dir, a free loopback port, run as the `postgres` user), never the shared server that
