@@ -28,6 +28,9 @@ class Resources:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     cache = create_cache(settings)
+    password_hasher = PasswordHasher(
+        rounds=settings.bcrypt_rounds, max_concurrency=settings.password_hash_concurrency
+    )
     try:
         yield Resources(
             settings=settings,
@@ -35,11 +38,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             session_factory=create_session_factory(engine),
             cache=cache,
             rate_limiter=create_rate_limiter(settings),
-            password_hasher=PasswordHasher(
-                rounds=settings.bcrypt_rounds, max_concurrency=settings.password_hash_concurrency
-            ),
+            password_hasher=password_hasher,
             tokens=TokenCodec(settings),
         )
     finally:
+        password_hasher.close()
         await cache.close()
         await engine.dispose()

@@ -1,6 +1,10 @@
+import os
+import sys
+import threading
+
 import pytest
 
-from app.core.security import PasswordHasher
+from app.core.security import HASHING_NICENESS, PasswordHasher
 
 
 @pytest.fixture
@@ -51,3 +55,18 @@ async def test_dummy_verification_completes_without_error(
     hasher: PasswordHasher,
 ) -> None:
     await hasher.verify_dummy("any-password")  # an unknown account: no exception, no result
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+async def test_hashing_threads_run_below_the_event_loop(hasher: PasswordHasher) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    await hasher.hash("s3cret-password")
+
+    hashing = [
+        os.getpriority(os.PRIO_PROCESS, thread.native_id)
+        for thread in threading.enumerate()
+        if thread.name.startswith("password-hashing") and thread.native_id is not None
+    ]
+
+    assert hashing, "no hashing thread found"
+    assert hashing == [min(19, own + HASHING_NICENESS)] * len(hashing)
