@@ -106,7 +106,8 @@ def locate_wrk(*, install: bool = True) -> str:
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk not found: installing it with apt-get (running as root) ...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]  # wait for a concurrent install
+        for command in ([*apt, "update", "-qq"], [*apt, "install", "-y", "-qq", "wrk"]):
             result = subprocess.run(
                 command, env=env, capture_output=True, text=True, timeout=600, check=False
             )
@@ -137,6 +138,9 @@ class Request:
     method: str = "GET"
     body: str | None = None
     token: str | None = None
+    # Each request from another client address, as a proxy in front reports it
+    # (X-Forwarded-For): per-address limits see many clients, not one flooding them.
+    many_clients: bool = False
 
 
 def command(wrk: str, request: Request, load: Load) -> tuple[list[str], dict[str, str]]:
@@ -146,6 +150,7 @@ def command(wrk: str, request: Request, load: Load) -> tuple[list[str], dict[str
         "BENCH_METHOD": request.method,
         "BENCH_BODY": request.body or "",
         "BENCH_TOKEN": request.token or "",
+        "BENCH_MANY_CLIENTS": "1" if request.many_clients else "",
     }
     argv = [
         wrk,

@@ -8,23 +8,128 @@ the one shared environment this repository's tests run in.
 Backends for the generated suites: SQLite + in-process cache always; PostgreSQL
 and Redis too when TEST_DATABASE_URL and TEST_REDIS_URL are set (.ci/run sets
 them). The end of the run says which backends ran.
+
+`--require-services` (or REQUIRE_SERVICES=1; .ci/run and the GitHub workflow set
+it) turns every skip for want of TEST_DATABASE_URL / TEST_REDIS_URL into a failure,
+so a CI that lost its services fails instead of quietly running less.
+
+With `-n auto` the run is spread over one pytest-xdist worker per core. A module's
+tests stay together on one worker (its module fixtures, a compose stack or a chroot,
+are built once); tests/test_variants.py is split by variant, each variant's render and
+checks on one worker (ModuleOrVariantScheduling). Workers send their timing rows and
+summary tables to the controller, which prints them once at the end.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
-from tests.rendering import SuiteRun, git
+from tests.rendering import SuiteRun, git, render, variant_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_TAG = "v99.0.0"  # newer than any real release, so copier picks this snapshot
 
 suite_runs: list[SuiteRun] = []
+# Tables other modules print at the end of the run: title -> lines.
+summary_sections: dict[str, list[str]] = {}
+SERVICE_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-services",
+        action="store_true",
+        default=os.environ.get("REQUIRE_SERVICES") == "1",
+        help="fail (not skip) tests that need TEST_DATABASE_URL / TEST_REDIS_URL",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--require-services"):
+        missing = [name for name in SERVICE_VARIABLES if not os.environ.get(name)]
+        if missing:
+            raise pytest.UsageError(f"--require-services: {', '.join(missing)} not set")
+
+
+class ModuleOrVariantScheduling(LoadScopeScheduling):
+    """xdist work units: a test module, or in tests/test_variants.py one variant (its
+    render, checks and suites). The `xdist_group` mark would say the same, but pytest 9.2
+    ignores the node-id suffix it relies on (pytest-dev/pytest-xdist#1386)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module, _, test = nodeid.partition("::")
+        if Path(module).name == "test_variants.py" and test.endswith("]"):
+            variant = test[test.index("[") + 1 : -1]
+            return variant.removesuffix("-sqlite").removesuffix("-postgres")
+        return module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ModuleOrVariantScheduling:
+    return ModuleOrVariantScheduling(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the rows to the controller
+        workeroutput["suite_runs"] = json.dumps([vars(run) for run in suite_runs])
+        workeroutput["summary_sections"] = json.dumps(summary_sections)
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist controller: collect a finished worker's rows and tables."""
+    output = getattr(node, "workeroutput", {})
+    suite_runs.extend(SuiteRun(**run) for run in json.loads(output.get("suite_runs", "[]")))
+    for title, lines in json.loads(output.get("summary_sections", "{}")).items():
+        summary_sections.setdefault(title, []).extend(lines)
+
+
+def _skipped_for_services(report: pytest.TestReport) -> bool:
+    return report.skipped and any(name in str(report.longrepr) for name in SERVICE_VARIABLES)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if item.config.getoption("--require-services") and _skipped_for_services(report):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped for want of real services under --require-services: {report.longrepr}"
+        )
+
+
+def _find_pythons() -> None:
+    """Put every Python a `python_version` answer asks for on PATH (after the rest).
+
+    The copy-time `uv lock` task needs an interpreter the project's requires-python
+    accepts; uv finds `python3.X` on PATH. Where pyenv keeps them off PATH, add them
+    here rather than let uv try to download one.
+    """
+    directories = []
+    for version in ("3.11", "3.12", "3.13"):
+        # A pyenv shim on PATH may answer "command not found" for a version that is not
+        # selected: look for the interpreters themselves.
+        found = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+        if found:
+            directories.append(str(found[-1].parent))
+    if directories:
+        os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *directories])
+        # Copier runs tasks through plumbum, whose environment is a copy made at import.
+        from plumbum import local
+
+        local.env["PATH"] = os.environ["PATH"]
+
+
+_find_pythons()
 
 
 def _working_tree_files() -> list[str]:
@@ -58,6 +163,23 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rendered_variant(
+    template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[dict[str, Any]], Path]:
+    """The render of a variant's answers, made once per session and shared by the test
+    modules: read it, or copy it before running anything that writes into it."""
+    renders: dict[str, Path] = {}
+
+    def rendered(answers: dict[str, Any]) -> Path:
+        name = variant_name(answers)
+        if name not in renders:
+            renders[name] = render(template_repo, tmp_path_factory.mktemp(name) / "svc", answers)
+        return renders[name]
+
+    return rendered
+
+
+@pytest.fixture(scope="session")
 def mypy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One mypy cache for every render: third-party stubs are analysed once."""
     return tmp_path_factory.mktemp("mypy-cache")
@@ -85,6 +207,12 @@ def pytest_report_header() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if getattr(terminalreporter.config, "workeroutput", None) is not None:
+        return  # a worker: the controller prints
+    for title, lines in summary_sections.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)
     if not suite_runs:
         return
     terminalreporter.section("generated service runs")

@@ -37,10 +37,12 @@ def find_or_install_nginx() -> str:
             "install it, e.g. `apt-get install nginx-light`, to run the deployment tests"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx-light"]
+    # Wait for apt's lock rather than fail: another test worker may be installing too.
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+    install = [*apt, "install", "-y", "-q", "--no-install-recommends", "nginx-light"]
     result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:  # package lists missing or stale: refresh once and retry
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        subprocess.run([*apt, "update", "-q"], env=env, capture_output=True, check=False)
         result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
     found = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
     if result.returncode != 0 or not found:
@@ -67,12 +69,46 @@ def replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def local_nginx_config(shipped: str, *, upstreams: list[str], listen: str) -> str:
-    """The shipped nginx.conf with only its addresses changed for this machine."""
-    servers = "\n        ".join(
-        f"server {address} max_fails=1 fail_timeout=5s;" for address in upstreams
+def public_host_config(public_host: str) -> str:
+    """What docker-compose.yml writes to /etc/nginx/public.conf for PUBLIC_HOST."""
+    return f'map $host $public_host {{\n    default "{public_host}";\n}}\n'
+
+
+def shipped_nginx_config(
+    project: Path, site: str, *, certs: Path | None = None, public_host: str = "localhost"
+) -> str:
+    """deploy/nginx as nginx in the compose stack reads it, in one file: nginx.conf with
+    the site (`https` or `http`), proxy.conf and the public host (compose's public.conf)
+    inlined where they are included."""
+    nginx_dir = project / "deploy/nginx"
+    proxy = (nginx_dir / "proxy.conf").read_text()
+    site_text = replace_once(
+        (nginx_dir / f"{site}.conf").read_text(), "include /etc/nginx/proxy.conf;", proxy
     )
-    config = replace_once(shipped, "server app:8000 max_fails=1 fail_timeout=5s;", servers)
+    if certs is not None:
+        site_text = site_text.replace("/etc/nginx/certs", str(certs))
+    config = replace_once(
+        (nginx_dir / "nginx.conf").read_text(), "include /etc/nginx/site.conf;", site_text
+    )
+    return replace_once(config, "include /etc/nginx/public.conf;", public_host_config(public_host))
+
+
+def local_nginx_config(
+    project: Path, *, upstreams: list[str], listen: str, site: str = "http"
+) -> str:
+    """The shipped plain-HTTP nginx config with only its addresses changed for this
+    machine: the replicas a fixed group (no Docker DNS here), the public host `listen`."""
+    servers = "".join(f"\n        server {address};" for address in upstreams)
+    config = replace_once(
+        shipped_nginx_config(project, site, public_host=listen),
+        "set $app_upstream app:8000;",
+        "set $app_upstream local_replicas;",
+    )
+    config = replace_once(
+        config,
+        "resolver 127.0.0.11 valid=1s ipv6=off;",
+        f"upstream local_replicas {{{servers}\n    }}",
+    )
     return replace_once(config, "listen 80;", f"listen {listen};")
 
 
@@ -196,7 +232,7 @@ def uvicorn_instance(
 
 
 def wait_until(
-    check_url: str, *, status: int = 200, timeout: float = 30.0, process: Instance | None = None
+    check_url: str, *, status: int = 200, timeout: float = 90.0, process: Instance | None = None
 ) -> float:
     """Poll a URL until it answers `status`; the seconds it took."""
     started = time.monotonic()

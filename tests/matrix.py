@@ -15,6 +15,9 @@ COPIER_YML = Path(__file__).resolve().parent.parent / "copier.yml"
 # Questions with choices that change which code is rendered. Other questions with
 # choices (the Python version) are covered separately on the default variant.
 NON_TOGGLE_QUESTIONS = frozenset({"python_version"})
+# Toggles whose answers change no Python file (only deployment files): the generated suites
+# run once for them, at their default. tests/test_variants.py checks the claim on every render.
+NO_PYTHON_QUESTIONS = frozenset({"deployment"})
 
 
 @functools.cache  # copier.yml does not change during a run; parsing it is not free
@@ -61,35 +64,33 @@ def all_variants() -> list[dict[str, Any]]:
     return variants
 
 
-def _pairs(answers: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
-    items = sorted(answers.items())
-    return set(itertools.combinations(items, 2))
-
-
-def pairwise_variants() -> list[dict[str, Any]]:
-    """A small subset of the matrix in which every pair of answers of any two questions
-    appears at least once (all-pairs), the default variant first. Greedy: each pick is the
-    variant covering most pairs not yet covered (ties: matrix order), so the result is
-    deterministic. TEMPLATE_VARIANT=<name> keeps just that variant."""
-    candidates = all_variants()
+def suite_variants() -> list[dict[str, Any]]:
+    """Every combination of the toggles that change Python code, the others at their
+    default, the default variant first: the variants whose generated suites run (a defect
+    that needs three answers together cannot slip through). TEMPLATE_VARIANT=<name> keeps
+    just that variant, whatever its answers."""
     if os.environ.get("TEMPLATE_VARIANT"):
-        return candidates
-    uncovered = set().union(*(_pairs(answers) for answers in candidates))
-    chosen = [defaults()]
-    uncovered -= _pairs(defaults())
-    while uncovered:
-        best = max(candidates, key=lambda answers: len(_pairs(answers) & uncovered))
-        chosen.append(best)
-        uncovered -= _pairs(best)
-    return chosen
+        return all_variants()
+    default = defaults()
+    chosen = [
+        answers
+        for answers in all_variants()
+        if all(answers[name] == default[name] for name in NO_PYTHON_QUESTIONS)
+    ]
+    return sorted(chosen, key=lambda answers: answers != default)
+
+
+def python_answers(answers: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The answers that change Python code (the key of a variant's Python sources)."""
+    return tuple(sorted((k, v) for k, v in answers.items() if k not in NO_PYTHON_QUESTIONS))
 
 
 def github_matrix() -> str:
-    """The all-pairs selection as a GitHub Actions matrix: a job per variant whose suite
-    runs (every combination is rendered and checked by the `exhaustive` job)."""
+    """The suite variants as a GitHub Actions matrix: a job per variant whose suite runs
+    (every combination is rendered and checked by the `exhaustive` job)."""
     from tests.rendering import variant_name
 
-    return json.dumps({"variant": [variant_name(answers) for answers in pairwise_variants()]})
+    return json.dumps({"variant": [variant_name(answers) for answers in suite_variants()]})
 
 
 if __name__ == "__main__":

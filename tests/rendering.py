@@ -67,6 +67,12 @@ def run_in_service(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in a rendered project; fail with its own output, naming the variant."""
     full_env = {**os.environ, "PYTHONPATH": str(project)}
+    # The template's environment has pytest-xdist and a generated service's has not; its
+    # plugins (and schemathesis's xdist reporting, which loaded at session end once made
+    # a passing generated suite fail) stay out of the service's own runs.
+    full_env["PYTEST_ADDOPTS"] = " ".join(
+        filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), "-p no:xdist"])
+    )
     full_env.pop("VIRTUAL_ENV", None)
     for name, value in (env or {}).items():  # None unsets a variable
         if value is None:

@@ -147,7 +147,7 @@ def test_app_survives_a_postgres_restart(
     with uvicorn_instance(project, "app", env, tmp_path) as app, httpx.Client(timeout=30) as client:
         wait_until(f"{app.url}/health/ready", process=app)
         credentials = {"email": "ada@example.com", "password": "correct horse battery staple"}
-        assert client.post(f"{app.url}{API}/auth/register", json=credentials).status_code == 201
+        assert client.post(f"{app.url}{API}/auth/register", json=credentials).status_code == 202
         token = client.post(f"{app.url}{API}/auth/login", json=credentials).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         before = client.post(

@@ -7,18 +7,32 @@ offline). No container engine is needed.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 
 from tests import matrix
-from tests.deploy_support import Nginx, find_or_install_nginx, nginx_version, replace_once
+from tests.deploy_support import (
+    Nginx,
+    find_or_install_nginx,
+    free_port,
+    local_nginx_config,
+    shipped_nginx_config,
+    wait_until,
+)
 from tests.rendering import render
 
 DEPLOYMENTS = matrix.toggles()["deployment"]
@@ -26,7 +40,16 @@ DEPLOYMENTS = matrix.toggles()["deployment"]
 MIGRATE_AND_SEED = ["sh", "-c", "alembic upgrade head && python -m app.cli seed"]
 KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes release still commonly supported
 
-COMPOSE_FILES = ["docker-compose.yml", "docker-compose.override.yml", "deploy/nginx/nginx.conf"]
+COMPOSE_FILES = [
+    "docker-compose.yml",
+    "docker-compose.override.yml",
+    "deploy/nginx/nginx.conf",
+    "deploy/nginx/https.conf",
+    "deploy/nginx/http.conf",
+    "deploy/nginx/proxy.conf",
+    "deploy/nginx/certs/.gitignore",
+    "deploy/rollout.sh",
+]
 KUBERNETES_FILES = [
     "deploy/kubernetes/README.md",
     "deploy/kubernetes/config/kustomization.yaml",
@@ -36,6 +59,8 @@ KUBERNETES_FILES = [
     "deploy/kubernetes/app/deployment.yaml",
     "deploy/kubernetes/app/service.yaml",
     "deploy/kubernetes/app/ingress.yaml",
+    "deploy/kubernetes/app/httproute.yaml",
+    "deploy/kubernetes/app/uploads-pvc.yaml",
     "deploy/kubernetes/app/hpa.yaml",
     "deploy/kubernetes/app/pdb.yaml",
     "deploy/kubernetes/migrate/kustomization.yaml",
@@ -103,7 +128,8 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck(rendered: dict[str,
     assert [stage for _, stage in stages] == ["build", "runtime"]
     assert stages[0][0].startswith("ghcr.io/astral-sh/uv:"), "the build stage installs with uv"
     assert "-slim" in stages[1][0], "the final stage is a slim image"
-    assert "uv sync --no-dev" in dockerfile
+    # The lock is the one the checks ran against: `--locked` fails the build on a stale one.
+    assert "uv sync --locked --no-dev" in dockerfile
     final = dockerfile.split(" AS runtime", 1)[1]
     assert "uv " not in final.replace("uv sync", ""), "uv must not reach the final stage"
     assert re.search(r"^USER 10001:10001$", final, re.MULTILINE), "runs as a numeric non-root user"
@@ -128,22 +154,11 @@ def test_dockerignore_keeps_secrets_and_local_state_out(rendered: dict[str, Path
 # nginx -------------------------------------------------------------------------------
 
 
-def test_nginx_config_passes_nginx_t(rendered: dict[str, Path], nginx: Nginx) -> None:
-    shipped = (rendered["compose"] / "deploy/nginx/nginx.conf").read_text()
-    # "app" resolves only inside the compose network: name a local address instead.
-    config = nginx.prefix / "nginx.conf"
-    config.write_text(replace_once(shipped, "server app:8000", "server 127.0.0.1:8000"))
-    result = nginx.check(config)
-    assert result.returncode == 0, result.stderr
-    assert "test is successful" in result.stderr
-
-
-def test_nginx_tls_block_is_valid_once_uncommented(rendered: dict[str, Path], nginx: Nginx) -> None:
+def _test_certificate(directory: Path) -> Path:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("openssl is needed to make a test certificate for the TLS server block")
-    certs = nginx.prefix / "certs"
-    certs.mkdir(exist_ok=True)
+        pytest.fail("openssl is needed to make a test certificate for the TLS server")
+    directory.mkdir(exist_ok=True)
     subprocess.run(
         [
             openssl,
@@ -157,41 +172,198 @@ def test_nginx_tls_block_is_valid_once_uncommented(rendered: dict[str, Path], ng
             "-subj",
             "/CN=localhost",
             "-keyout",
-            str(certs / "privkey.pem"),
+            str(directory / "privkey.pem"),
             "-out",
-            str(certs / "fullchain.pem"),
+            str(directory / "fullchain.pem"),
         ],
         check=True,
         capture_output=True,
         timeout=60,
     )
-    shipped = (rendered["compose"] / "deploy/nginx/nginx.conf").read_text()
-    tls = re.sub(r"^    # ?", "    ", shipped.split("# server {", 1)[1], flags=re.MULTILINE)
-    tls = "server {" + tls.replace("# ... the proxy settings of the port-80 location ...", "")
-    tls = tls.replace("/etc/nginx/certs", str(certs))
-    if nginx_version(nginx.binary) < (1, 25, 1):  # `http2 on;` is newer than this nginx
-        tls = replace_once(tls, "http2 on;", "")
-    config = replace_once(shipped, "server app:8000", "server 127.0.0.1:8000")
-    config = config[: config.index("    # HTTPS:")] + "    " + tls
-    path = nginx.prefix / "nginx-tls.conf"
-    path.write_text(config)
-    result = nginx.check(path)
-    assert result.returncode == 0, f"{result.stderr}\n{config}"
+    return directory
+
+
+@pytest.mark.parametrize("site", ["https", "http"])
+def test_nginx_config_passes_nginx_t(rendered: dict[str, Path], nginx: Nginx, site: str) -> None:
+    certs = _test_certificate(nginx.prefix / "certs")
+    shipped = shipped_nginx_config(rendered["compose"], site, certs=certs)
+    # "app" is resolved per request (Docker's DNS), so the file is checked as shipped.
+    config = nginx.prefix / f"nginx-{site}.conf"
+    config.write_text(shipped)
+    result = nginx.check(config)
+    assert result.returncode == 0, f"{result.stderr}\n{config.read_text()}"
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_https_site_redirects_and_offers_modern_tls_only(rendered: dict[str, Path]) -> None:
+    site = (rendered["compose"] / "deploy/nginx/https.conf").read_text()
+    plain, tls = site.split("listen 443 ssl;")
+    assert "return 301 https://$public_host$request_uri;" in plain, "never the client's Host"
+    assert "include /etc/nginx/proxy.conf;" not in plain, "plain HTTP only redirects"
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls
+    ciphers = re.search(r"ssl_ciphers (\S+);", tls)
+    assert ciphers
+    for cipher in ciphers.group(1).split(":"):
+        assert cipher.startswith("ECDHE-"), "forward secrecy"
+        assert "GCM" in cipher or "CHACHA20" in cipher, f"{cipher}: not an AEAD cipher"
+    assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in tls
+    assert "ssl_certificate /etc/nginx/certs/fullchain.pem;" in tls
+    assert "include /etc/nginx/proxy.conf;" in tls
 
 
 def test_nginx_passes_the_client_to_the_app(rendered: dict[str, Path]) -> None:
-    config = (rendered["compose"] / "deploy/nginx/nginx.conf").read_text()
+    config = (rendered["compose"] / "deploy/nginx/proxy.conf").read_text()
     for header in (
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        # Replaced, not appended to: what a client sends never reaches the app.
+        "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Request-ID $edge_request_id;",
-        "proxy_set_header Host $host;",
+        "proxy_set_header Host $http_host;",
     ):
         assert header in config, header
     assert "proxy_next_upstream error timeout" in config
+    assert "proxy_connect_timeout 500ms;" in config, "a gone replica is skipped quickly"
     assert "non_idempotent" not in config, "a POST that reached a replica must not be resent"
     assert re.search(r"location = /metrics \{\s*return 404;", config), "/metrics is internal"
-    assert "# server {\n    #     listen 443 ssl;" in config, "commented TLS server block"
+    assert re.search(r"location ~ \^/health\(/\|\$\) \{\s*return 404;", config), "/health too"
+    nginx_conf = (rendered["compose"] / "deploy/nginx/nginx.conf").read_text()
+    # "app" is looked up again every second, and no idle connection to a replica is kept
+    # (a stopping replica would close it under a request on its way in).
+    assert "resolver 127.0.0.11 valid=1s" in nginx_conf
+    assert "set $app_upstream app:8000;" in config
+    assert "keepalive " not in nginx_conf.replace("keepalive_timeout", "")
+
+
+class _Replica(BaseHTTPRequestHandler):
+    """A stand-in replica behind the edge: reads the body, answers with the Host it got."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        body = json.dumps({"host": self.headers.get("Host")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def edge(rendered: dict[str, Path], nginx: Nginx) -> Iterator[str]:
+    """The shipped nginx config (plain-HTTP site) serving on loopback, its public host
+    its own address, in front of one stand-in replica and one address nobody listens on."""
+    replica = ThreadingHTTPServer(("127.0.0.1", 0), _Replica)
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    listen = f"127.0.0.1:{free_port()}"
+    config = nginx.prefix / "edge.conf"
+    config.write_text(
+        local_nginx_config(
+            rendered["compose"], upstreams=[f"127.0.0.1:{replica.server_port}"], listen=listen
+        )
+    )
+    try:
+        with nginx.running(config):
+            wait_until(f"http://{listen}/nginx-health", timeout=30)
+            yield f"http://{listen}"
+    finally:
+        replica.shutdown()
+
+
+def _edge_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["code"] == code
+    assert error["request_id"]
+
+
+def test_nginx_passes_an_upload_at_the_app_limit_and_answers_its_own_errors_in_json(
+    edge: str,
+) -> None:
+    """UPLOAD_MAX_BYTES of file plus its multipart framing reaches the app (which decides);
+    only a body no setting allows is nginx's 413, in the app's error shape."""
+    at_limit = b"x" * (10 * 1024 * 1024)
+    passed = httpx.post(f"{edge}/api/v1/files", files={"file": ("a.pdf", at_limit)}, timeout=30)
+    assert passed.status_code == 200, passed.text
+    too_large = httpx.post(f"{edge}/api/v1/files", content=b"x" * (12 * 1024 * 1024), timeout=30)
+    _edge_error(too_large, 413, "payload_too_large")
+    assert "retry-after" not in too_large.headers
+
+
+def test_nginx_serves_only_the_public_host_and_forwards_its_port(edge: str) -> None:
+    forwarded = httpx.get(f"{edge}/anything")
+    assert forwarded.json() == {"host": edge.removeprefix("http://")}, "port included"
+    _edge_error(
+        httpx.get(f"{edge}/anything", headers={"Host": "evil.com"}), 421, "misdirected_request"
+    )
+    # nginx's own health check is served whatever the Host (Docker's probe uses 127.0.0.1).
+    assert httpx.get(f"{edge}/nginx-health", headers={"Host": "evil.com"}).status_code == 200
+
+
+IDLE_FLOOD = 2500  # above what the old 1024 connections per worker allowed on 2 cores
+
+
+def test_a_flood_of_idle_connections_from_one_client_does_not_stop_another(edge: str) -> None:
+    host, port = edge.removeprefix("http://").split(":")
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(IDLE_FLOOD):
+            connection = socket.create_connection((host, int(port)), timeout=5)
+            connection.send(b"GET / HTTP/1.1\r\n")  # a request header never finished
+            flood.append(connection)
+        served = httpx.get(f"{edge}/anything", timeout=10)
+        assert served.status_code == 200, served.text
+    finally:
+        for connection in flood:
+            connection.close()
+
+
+def _size(value: str) -> int:
+    """An nginx size ("11m", "512k", "100") in bytes."""
+    units = {"k": 1024, "m": 1024 * 1024, "g": 1024**3}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].isalpha() else int(value)
+
+
+def _app_body_limit(project: Path) -> int:
+    """The largest upload body the app accepts: UPLOAD_MAX_BYTES plus its framing."""
+    config = (project / "app/core/config.py").read_text()
+    uploads = (project / "app/routes/uploads.py").read_text()
+    limit = re.search(r"upload_max_bytes: int = Field\(default=([\d* ]+),", config)
+    overhead = re.search(r"^MULTIPART_OVERHEAD_BYTES = ([\d* ]+)$", uploads, re.M)
+    assert limit, "UPLOAD_MAX_BYTES's default moved"
+    assert overhead, "MULTIPART_OVERHEAD_BYTES moved"
+    return sum(
+        math.prod(int(factor) for factor in product.split("*"))
+        for product in (limit.group(1), overhead.group(1))
+    )
+
+
+def test_the_edge_lets_every_upload_the_app_accepts_through(rendered: dict[str, Path]) -> None:
+    project = rendered["both"]
+    nginx_conf = (project / "deploy/nginx/nginx.conf").read_text()
+    nginx_limit = re.search(r"^\s*client_max_body_size (\w+);", nginx_conf, re.M)
+    assert nginx_limit
+    ingress = yaml.safe_load((project / "deploy/kubernetes/app/ingress.yaml").read_text())
+    ingress_limit = ingress["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-body-size"
+    ]
+    for limit in (nginx_limit.group(1), ingress_limit):
+        assert _size(limit) >= _app_body_limit(project), limit
+
+
+def test_nginx_closes_idle_clients_quickly(rendered: dict[str, Path]) -> None:
+    config = (rendered["compose"] / "deploy/nginx/nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        seconds = re.search(rf"^\s*{directive} (\d+)s;", config, re.M)
+        assert seconds, directive
+        assert int(seconds.group(1)) <= 15, directive
+    assert re.search(r"^\s*limit_conn per_client \d+;", config, re.M)
 
 
 # Docker Compose ----------------------------------------------------------------------
@@ -211,8 +383,41 @@ def test_compose_runs_replicas_behind_nginx(compose: dict[str, Any]) -> None:
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "ports" not in services["app"], "replicas are reached through nginx only"
     assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
+    assert (
+        "./deploy/nginx/${NGINX_SITE:-https}.conf:/etc/nginx/site.conf:ro"
+        in services["nginx"]["volumes"]
+    ), "TLS at nginx unless NGINX_SITE=http"
+    assert "./deploy/nginx/certs:/etc/nginx/certs:ro" in services["nginx"]["volumes"]
     assert services["nginx"]["depends_on"]["app"]["condition"] == "service_healthy"
     assert int(services["app"]["stop_grace_period"].rstrip("s")) > 25, "above uvicorn's 25 s"
+
+
+def test_compose_app_containers_have_no_capabilities(compose: dict[str, Any]) -> None:
+    for name in ("app", "migrate"):
+        service = compose["services"][name]
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["read_only"] is True, name
+
+
+def test_compose_gives_nginx_the_public_host(compose: dict[str, Any]) -> None:
+    nginx = compose["services"]["nginx"]
+    assert nginx["configs"] == [{"source": "nginx-public", "target": "/etc/nginx/public.conf"}]
+    content = compose["configs"]["nginx-public"]["content"]
+    assert 'default "${PUBLIC_HOST:-localhost}";' in content
+    assert content.startswith("map $$host $$public_host {"), "nginx variables, escaped"
+
+
+def test_make_rollout_replaces_replicas_one_at_a_time(rendered: dict[str, Path]) -> None:
+    project = rendered["compose"]
+    assert "\nrollout:" in (project / "Makefile").read_text()
+    script = (project / "deploy/rollout.sh").read_text()
+    checked = subprocess.run(["sh", "-n", str(project / "deploy/rollout.sh")], check=False)
+    assert checked.returncode == 0
+    # A new replica healthy (--wait) before each old one is stopped; never a recreate.
+    start = script.index("--no-recreate --wait --scale")
+    assert start < script.index('docker stop "$container"')
+    assert "run --rm --no-deps migrate" in script
 
 
 def test_compose_migrates_before_the_app_starts(compose: dict[str, Any]) -> None:
@@ -240,24 +445,57 @@ def test_compose_data_services_have_volumes_and_healthchecks(compose: dict[str, 
 def test_compose_holds_no_secret_values(compose: dict[str, Any]) -> None:
     app = compose["services"]["app"]
     assert app["env_file"] == ".env"
+    # .env holds the database's bootstrap password too: blanked for the app containers.
+    assert app["environment"]["POSTGRES_PASSWORD"] == ""
     for service_name, service in compose["services"].items():
         for key, value in (service.get("environment") or {}).items():
+            if service_name in ("app", "migrate") and key == "POSTGRES_PASSWORD":
+                continue
             if re.search(r"PASSWORD|SECRET|DSN", key):
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (service_name, key)
             if key == "DATABASE_URL":
                 assert ":${POSTGRES_PASSWORD:?" in value, "the password comes from .env"
 
 
-def test_compose_trusts_only_the_edge_network(compose: dict[str, Any]) -> None:
+def test_compose_trusts_only_nginx(compose: dict[str, Any]) -> None:
     app_env = compose["services"]["app"]["environment"]
-    subnet = compose["networks"]["edge"]["ipam"]["config"][0]["subnet"]
-    assert app_env["TRUSTED_PROXIES"] == f'["{subnet}"]'
-    assert compose["services"]["nginx"]["networks"] == ["edge"]
+    nginx_address = compose["services"]["nginx"]["networks"]["edge"]["ipv4_address"]
+    assert nginx_address == "${EDGE_NGINX_ADDRESS:-172.30.53.254}"
+    # Not the edge subnet: its gateway is where published-port traffic comes from.
+    assert app_env["TRUSTED_PROXIES"] == f'["{nginx_address}"]'
     assert "edge" not in compose["services"]["postgres"]["networks"]
+
+
+def test_compose_asks_for_the_mail_server_and_shares_uploads(
+    rendered: dict[str, Path], compose: dict[str, Any]
+) -> None:
+    # Production refuses to start without a mail server: the README's list of what .env
+    # needs for `make up` names it, and .env reaches the app through env_file.
+    readme = (rendered["compose"] / "README.md").read_text()
+    block = readme.split("<!-- compose-env -->", 1)[1].split("<!-- /compose-env -->", 1)[0]
+    assert re.search(r"^SMTP_HOST=", block, re.M), block
+    app = compose["services"]["app"]
+    assert app["env_file"] == ".env"
+    assert app["read_only"] is True
+    assert app["environment"]["STORAGE_LOCAL_ROOT"] == "/app/var/uploads"
+    assert "uploads:/app/var/uploads" in app["volumes"]
+    assert "uploads" in compose["volumes"]
+
+
+def test_compose_publishes_nginx_http_and_https(compose: dict[str, Any]) -> None:
+    ports = compose["services"]["nginx"]["ports"]
+    assert ports == [
+        "${PUBLISH_ADDRESS:-0.0.0.0}:${HTTP_PORT:-80}:80",
+        "${PUBLISH_ADDRESS:-0.0.0.0}:${HTTPS_PORT:-443}:443",
+    ]
 
 
 def test_compose_override_is_for_development(rendered: dict[str, Path]) -> None:
     override = yaml.safe_load((rendered["compose"] / "docker-compose.override.yml").read_text())
+    # Plain HTTP in development: no certificate needed.
+    assert override["services"]["nginx"]["volumes"] == [
+        "./deploy/nginx/http.conf:/etc/nginx/site.conf:ro"
+    ]
     app = override["services"]["app"]
     assert "--reload" in app["command"]
     assert "--no-proxy-headers" in app["command"]
@@ -279,6 +517,15 @@ def _documents(project: Path) -> dict[str, dict[str, Any]]:
     return documents
 
 
+def _gateway_api_documents(documents: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Gateway API manifests: custom resources, outside the Kubernetes API schemas."""
+    return {
+        kind: document
+        for kind, document in documents.items()
+        if str(document.get("apiVersion", "")).startswith("gateway.networking.k8s.io/")
+    }
+
+
 @pytest.fixture(scope="module")
 def manifests(rendered: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return _documents(rendered["kubernetes"])
@@ -287,7 +534,7 @@ def manifests(rendered: dict[str, Path]) -> dict[str, dict[str, Any]]:
 def test_kubernetes_manifests_match_the_api_schemas(manifests: dict[str, dict[str, Any]]) -> None:
     checked = []
     for kind, document in manifests.items():
-        if kind.startswith("kustomization:"):
+        if kind.startswith("kustomization:") or kind in _gateway_api_documents(manifests):
             continue
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         checked.append(kind)
@@ -300,9 +547,53 @@ def test_kubernetes_manifests_match_the_api_schemas(manifests: dict[str, dict[st
             "Ingress",
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
+            "PersistentVolumeClaim",
             "Job",
         ]
     )
+    assert list(_gateway_api_documents(manifests)) == ["HTTPRoute"]
+
+
+def test_httproute_routes_the_api_over_https_to_the_service(
+    manifests: dict[str, dict[str, Any]],
+) -> None:
+    """The Gateway API's v1 HTTPRoute fields, checked by hand (its schema is a CRD's)."""
+    route = manifests["HTTPRoute"]
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert set(route["spec"]) == {"parentRefs", "hostnames", "rules"}
+    (parent,) = route["spec"]["parentRefs"]
+    assert set(parent) <= {"group", "kind", "namespace", "name", "sectionName", "port"}
+    assert parent["sectionName"] == "https", "attached to the Gateway's TLS listener"
+    (rule,) = route["spec"]["rules"]
+    assert {(m["path"]["type"], m["path"]["value"]) for m in rule["matches"]} == {
+        ("PathPrefix", "/api"),
+        ("PathPrefix", "/docs"),
+    }, "/health and /metrics stay inside the cluster"
+    (headers,) = rule["filters"]
+    assert headers["type"] == "ResponseHeaderModifier"
+    assert headers["responseHeaderModifier"]["set"] == [
+        {"name": "Strict-Transport-Security", "value": "max-age=63072000"}
+    ]
+    service = manifests["Service"]
+    (backend,) = rule["backendRefs"]
+    assert backend == {
+        "name": service["metadata"]["name"],
+        "port": service["spec"]["ports"][0]["port"],
+    }
+    app = manifests["kustomization:app"]["resources"]
+    assert "httproute.yaml" in app
+    assert "ingress.yaml" not in app, "the Ingress is the alternative, not applied as well"
+
+
+def test_uploads_are_shared_by_every_pod(manifests: dict[str, dict[str, Any]]) -> None:
+    claim = manifests["PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["uploads"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    mounts = {m["name"]: m["mountPath"] for m in _container(pod)["volumeMounts"]}
+    assert mounts["uploads"] == manifests["ConfigMap"]["data"]["STORAGE_LOCAL_ROOT"]
+    assert "uploads-pvc.yaml" in manifests["kustomization:app"]["resources"]
 
 
 def test_kustomizations_name_existing_files(rendered: dict[str, Path]) -> None:
@@ -402,3 +693,6 @@ def test_secret_and_configmap_hold_no_secret_values(manifests: dict[str, dict[st
     assert not {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SENTRY_DSN"} & set(config)
     assert config["ENVIRONMENT"] == "production"
     assert config["WEB_CONCURRENCY"] == "1"
+    # Production refuses to start without a mail server: the user is asked for one.
+    assert "REPLACE_ME" in config["SMTP_HOST"]
+    assert {"SMTP_USERNAME", "SMTP_PASSWORD"} <= set(manifests["Secret"]["stringData"])

@@ -30,4 +30,4 @@ def test_secret_is_not_in_answers_and_is_git_ignored(template_repo: Path, tmp_pa
     tracked = git(project, "ls-files").split()
     assert ".env" not in tracked
     assert ".env.example" in tracked
-    assert not any(secret in (project / name).read_text() for name in tracked)
+    assert not any(secret.encode() in (project / name).read_bytes() for name in tracked)

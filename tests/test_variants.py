@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from packaging.requirements import Requirement
 
 from tests import matrix
 from tests.conftest import service_backends
-from tests.rendering import SuiteRun, render, run_in_service, tool, variant_name
+from tests.rendering import SuiteRun, run_in_service, tool, variant_name
 
 LAYERED_TREE = [
     "app/main.py",
@@ -64,6 +65,7 @@ LAYERED_TREE = [
     "app/cli.py",
     "alembic/versions/0004_rbac.py",
     "alembic/versions/0005_list_indexes.py",
+    "alembic/versions/0006_moderate_action.py",
     "app/exceptions/__init__.py",
     "app/exceptions/handlers.py",
     "app/storage/base.py",
@@ -195,13 +197,10 @@ class Variant:
 
 @pytest.fixture(scope="module", params=matrix.all_variants(), ids=variant_name)
 def variant(
-    request: pytest.FixtureRequest,
-    template_repo: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, rendered_variant: Callable[[dict[str, Any]], Path]
 ) -> Variant:
     answers: dict[str, Any] = request.param
-    path = render(template_repo, tmp_path_factory.mktemp(variant_name(answers)) / "svc", answers)
-    return Variant(answers, path)
+    return Variant(answers, rendered_variant(answers))
 
 
 def text_files(project: Path) -> dict[str, str]:
@@ -326,7 +325,12 @@ def test_env_example_documents_every_setting(variant: Variant) -> None:
         re.findall(r"^([A-Z_0-9]+)=", (variant.path / ".env.example").read_text(), re.M)
     )
     config = (variant.path / "app/core/config.py").read_text()
-    fields = {name.upper() for name in re.findall(r"^    ([a-z_0-9]+): ", config, re.M)}
+    # The Settings class's body: up to the next top-level statement.
+    settings_class = re.search(r"^class Settings\(.*?(?=^\S)", config, re.M | re.S)
+    assert settings_class, f"[{variant.name}] no Settings class in app/core/config.py"
+    fields = {
+        name.upper() for name in re.findall(r"^    ([a-z_0-9]+): ", settings_class.group(), re.M)
+    }
     assert fields, f"[{variant.name}] no settings found in app/core/config.py"
     assert fields - documented == set(), f"[{variant.name}] settings missing from .env.example"
     assert documented - fields == set(), f"[{variant.name}] .env.example has unknown settings"
@@ -384,6 +388,18 @@ def check_python_once(
     _python_checks[key] = (variant.name, None)
 
 
+_fingerprint_by_python_answers: dict[tuple[tuple[str, Any], ...], tuple[str, str]] = {}
+
+
+def test_no_python_questions_change_no_python(variant: Variant) -> None:
+    """The suites run once per Python-changing combination (matrix.suite_variants): that
+    is sound only if the other questions' answers leave every Python file unchanged."""
+    key = matrix.python_answers(variant.answers)
+    fingerprint = python_fingerprint(variant.path)
+    first, expected = _fingerprint_by_python_answers.setdefault(key, (variant.name, fingerprint))
+    assert fingerprint == expected, f"[{variant.name}] Python sources differ from {first}'s"
+
+
 def test_ruff_lint(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
     check_python_once(variant, "ruff check", [tool("ruff"), "check", "."], record_suite_run)
 
@@ -405,11 +421,12 @@ def test_mypy_strict(
 
 
 def suite_cases() -> list[Any]:
-    """(variant, backend) pairs over the all-pairs selection: real services for each when
-    configured, else SQLite for each; the default variant always runs on SQLite too."""
+    """(variant, backend) pairs over every Python-changing combination: real services for
+    each when configured, else SQLite for each; the default variant always runs on SQLite
+    too."""
     backends = service_backends()
     cases = []
-    for answers in matrix.pairwise_variants():
+    for answers in matrix.suite_variants():
         for backend in backends:
             if backend == "sqlite" and "postgres" in backends and answers != matrix.defaults():
                 continue

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
+from app.core.rbac import ADMIN_ROLE
 from app.core.resources import open_resources
 from app.exceptions import ConflictException
 from app.schemas.user import UserCreate
-from app.services.password_policy import weak_password_reason
+from app.services.password_policy import PasswordPolicy
 from app.services.rbac_seed import seed
 from app.services.user_service import user_service
 
-ADMIN_ROLE = "admin"
 PASSWORD_ENV = "ADMIN_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if args.command == "seed":
         return asyncio.run(_seed(settings))
     password = _read_password(parser, args.password_stdin)
-    if reason := weak_password_reason(password, email=args.email):
+    if reason := PasswordPolicy.from_settings(settings).problem(password, email=args.email):
         parser.error(f"password refused: {reason}")
     try:
         data = UserCreate(email=args.email, password=password, full_name=args.full_name)

@@ -16,6 +16,7 @@ from redis.typing import EncodableT
 
 from app.core.auto_pipeline import AutoPipeline
 from app.core.config import Settings
+from app.core.timeouts import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 
 
 class Cache(Protocol):
@@ -53,6 +54,9 @@ class Cache(Protocol):
 
 
 # One command (EVALSHA), so atomic; works on any Redis version (no EXPIRE NX).
+# What a failed ping raises: the server refused, timed out or is gone.
+REDIS_UNREACHABLE = (RedisError, OSError)
+
 _GET_MANY_AND_COUNT = """
 local values = redis.call('MGET', unpack(KEYS, 1, #KEYS - 1))
 local count = redis.call('INCR', KEYS[#KEYS])
@@ -116,7 +120,7 @@ class RedisCache:
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except (RedisError, OSError):
+        except REDIS_UNREACHABLE:
             return False
 
     async def close(self) -> None:
@@ -187,8 +191,8 @@ def create_cache(settings: Settings) -> Cache:
     client = Redis.from_url(
         settings.redis_url,
         decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=2,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
     )
     return RedisCache(client, prefix=settings.cache_key_prefix)

@@ -7,10 +7,13 @@ what a response needs is loaded up front with `selectinload`/`joinedload`.
 """
 
 import time
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no type information published
 from sqlalchemy import event
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,9 +37,73 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
         pool_recycle=settings.database_pool_recycle,
+        # asyncpg's own limits, on the client: a database that stops answering fails the
+        # request (503) within the timeout budget instead of holding it (app/core/timeouts.py).
+        connect_args={
+            "timeout": settings.database_connect_timeout_seconds,
+            "command_timeout": settings.database_statement_timeout_seconds,
+        },
     )
+    report_unreachable_as_operational(engine)
+    report_timeouts_as_operational(engine)
     ping_if_idle(engine, settings.database_ping_after_idle_seconds)
     return engine
+
+
+# Connecting failed because the server cannot be reached or is not taking connections
+# now: a retry later may succeed. A wrong password or a missing database is not among
+# them (no retry cures those: they stay errors).
+UNREACHABLE = (
+    OSError,  # an unresolvable host (socket.gaierror), a refused or unreachable port, a timeout
+    asyncpg.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.ConnectionDoesNotExistError,  # the server closed the connection while it opened
+    asyncpg.InterfaceError,  # the connection closed under the driver ("connection is closed")
+)
+
+
+def report_unreachable_as_operational(engine: AsyncEngine) -> None:
+    """Raise a database that cannot be reached while a connection opens as SQLAlchemy's
+    `OperationalError`, as every error on an open connection already is.
+
+    asyncpg raises its own and the socket's errors from `connect` (DNS fails while the
+    database's container is gone; the port refuses while it restarts), and SQLAlchemy
+    passes errors other than the DB-API's through unchanged: a request would answer 500
+    instead of the 503 with Retry-After of a database outage
+    (`app.exceptions.handlers`).
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(
+        dialect: Dialect, _: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+    ) -> DBAPIConnection:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except UNREACHABLE as error:
+            raise dialect.loaded_dbapi.OperationalError(
+                f"cannot connect to the database: {error!r}"
+            ) from error
+
+
+def report_timeouts_as_operational(engine: AsyncEngine) -> None:
+    """Raise a statement that ran past DATABASE_STATEMENT_TIMEOUT_SECONDS as SQLAlchemy's
+    `OperationalError` (a 503 with Retry-After, `app.exceptions.handlers`), and replace
+    its connection.
+
+    asyncpg raises the bare `TimeoutError` of its `command_timeout`, which SQLAlchemy
+    passes through unchanged (a 500). The connection is discarded, not reused: the
+    server that did not answer in time may be gone, and what it did with the
+    statement is unknown. Only that one: a slow statement is no reason to reopen the
+    pool's others (each is checked on its own, `ping_if_idle`).
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def timed_out(context: ExceptionContext) -> BaseException | None:
+        error = context.original_exception
+        if not isinstance(error, TimeoutError):
+            return None
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
+        return OperationalError(context.statement, context.parameters, error)
 
 
 def ping_if_idle(engine: AsyncEngine, idle_seconds: float) -> None:

@@ -25,7 +25,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The status of a request whose client left before the answer (nginx's convention).
+CLIENT_CLOSED_REQUEST = 499
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED_ROUTE = "<unmatched>"
@@ -71,6 +75,9 @@ class MetricsMiddleware:
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_recording_status)
+        except ClientDisconnect:
+            status_code = CLIENT_CLOSED_REQUEST  # the client left; not a server error
+            raise
         finally:
             in_flight.dec()
             route = route_template(scope)
@@ -94,13 +101,17 @@ def route_template(scope: Scope) -> str:
     return path_format
 
 
+# A parameter the route does not declare, or a value its convertor refuses.
+_UNFILLABLE = (KeyError, ValueError, AssertionError)
+
+
 def _fill_in(route: object, path_format: str, path_params: dict[str, Any]) -> str | None:
     convertors = getattr(route, "param_convertors", {})
     try:
         return path_format.format(
             **{name: convertors[name].to_string(value) for name, value in path_params.items()}
         )
-    except (KeyError, ValueError, AssertionError):
+    except _UNFILLABLE:
         return None
 
 

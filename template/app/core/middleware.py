@@ -8,7 +8,9 @@ For every HTTP request it:
 - writes one access-log line with method, path, status, latency and client address
   (the real client's when a trusted proxy reported it: see `trusted_proxies`);
 - turns an unhandled exception into a 500 in the common error shape, with the
-  request id and without the traceback (which goes to the log instead).
+  request id and without the traceback (which goes to the log instead);
+- logs a client that went away before its answer (`ClientDisconnect`, mid-upload
+  say) as what it is: an info line, no traceback, nothing for error tracking.
 """
 
 import logging
@@ -18,9 +20,11 @@ import time
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.metrics import CLIENT_CLOSED_REQUEST
 from app.core.rate_limit import RateLimitStatus
 from app.exceptions.handlers import error_body
 
@@ -64,6 +68,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_request_id)
+        except ClientDisconnect:
+            # Nobody is left to answer: not a fault of the service.
+            if not response_started:
+                status_code = CLIENT_CLOSED_REQUEST
+            access_logger.info("client_disconnected", method=scope["method"], path=scope["path"])
         except Exception:
             access_logger.exception("unhandled_exception")
             if response_started:

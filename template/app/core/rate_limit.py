@@ -18,6 +18,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from app.core.config import Settings
+from app.core.timeouts import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 from app.exceptions import TooManyRequestsException
 
 EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
@@ -36,14 +37,33 @@ class RateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise TooManyRequestsException(retry_after_seconds=retry_after)
 
+    async def clear(self, limit: str, *identifiers: str) -> None:
+        """Forget what was counted (a successful login clears its failures)."""
+        await self._limiter.clear(parse(limit), *identifiers)
+
+
+# redis-py's URL schemes -> the `limits` scheme of the same connection (limits strips
+# its prefix again and hands the rest of the URL to redis-py untouched).
+_LIMITS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+
+
+def limits_storage_url(redis_url: str) -> str:
+    """`redis_url` (any form redis-py accepts, validated by Settings) as a `limits` URL:
+    only the scheme changes, so a socket path or query string stays as written."""
+    scheme, separator, rest = redis_url.partition("://")
+    return f"{_LIMITS_SCHEMES[scheme.lower()]}{separator}{rest}"
+
 
 def create_rate_limiter(settings: Settings) -> RateLimiter:
     if not settings.redis_url:
         return RateLimiter(MemoryStorage())
     storage = RedisStorage(
-        settings.redis_url.replace("redis", "async+redis", 1),
+        limits_storage_url(settings.redis_url),
         implementation="redispy",
         key_prefix=f"{settings.cache_key_prefix}ratelimit",
+        # Without these redis-py waits for ever (app/core/timeouts.py).
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
     )
     return RateLimiter(storage)
 
@@ -140,9 +160,13 @@ class RequestWindow:
         used = previous * weight + current
         reset = max(1, math.ceil(self.seconds - self.elapsed))
         remaining = max(0, math.floor(self.limit - used))
-        if used <= self.limit:
+        if used <= self.limit + 1e-9:  # a retry exactly at Retry-After fits, float error or not
             return RateLimitStatus(self.limit, remaining, reset)
-        return RateLimitStatus(self.limit, 0, reset, self._retry_after(previous, current, weight))
+        # Refused, the quota comes back when one more request fits: RateLimit-Reset says
+        # the same as Retry-After (draft-ietf-httpapi-ratelimit-headers: the seconds until
+        # the quota resets), not the end of the fixed window the estimate slides over.
+        retry_after = self._retry_after(previous, current, weight)
+        return RateLimitStatus(self.limit, 0, retry_after, retry_after)
 
     def _retry_after(self, previous: int, current: int, weight: float) -> int:
         """Seconds until one more request fits, if the caller sends nothing meanwhile."""

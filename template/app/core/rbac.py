@@ -6,27 +6,42 @@ lacks, `require_permission` refuses permission names that are not listed here, a
 the tests and README are checked against it. It imports nothing from the app, so the
 migration can read it.
 
-A permission is a feature and an action, written `feature:action`. Holding
-`feature:admin` implies every other action on that feature (the check in
-`app.services.authorization` is the only place that knows), and on articles it also
-overrides ownership: an `articles:admin` holder sees every draft and may change,
-delete or publish any article.
+A permission is a feature and an action, written `feature:action`. What one permission
+implies is decided in one place, `app.services.authorization.permissions_granting`:
+
+- `feature:admin` implies every other action on that feature, now and as actions are
+  added. It is reserved for the `admin` role: no other default role holds one.
+- `feature:moderate` implies the actions an owner performs on its own resources
+  (`read`, `write`, `delete`, `publish`, as far as the feature offers them) and lets
+  them reach every owner's resources: an `articles:moderate` holder sees every draft and
+  may change, delete or publish any article. Like "edit any" against "edit own"
+  content in Drupal, or WordPress's `edit_others_posts`; only features whose resources
+  have an owner offer it.
+- Any other permission implies only itself, on the holder's own resources where the
+  feature's resources have an owner.
+
+Each permission stands for a fixed set of abilities, whatever else the holder holds, so
+a granter who holds every permission it grants never hands out more than it has itself.
 
 Default roles (system roles: they cannot be renamed or deleted):
 
 - admin: articles:admin, files:admin, roles:admin, users:admin (everything)
-- editor: articles:admin, files:delete, files:read, files:write, users:read
+- editor: articles:moderate, files:delete, files:read, files:write, users:read
 - author: articles:delete, articles:publish, articles:read, articles:write, files:delete,
   files:read, files:write
 - viewer: articles:read, files:read
 
-Authors' article permissions apply to their own articles only; editors' `articles:admin`
-covers everyone's. New users get the role named by the `DEFAULT_ROLE` setting (`author` by default).
+Authors' article permissions apply to their own articles only; editors'
+`articles:moderate` covers everyone's. New users get the role named by the
+`DEFAULT_ROLE` setting (`author` by default).
 """
 
 from dataclasses import dataclass
 
 ADMIN_ACTION = "admin"
+MODERATE_ACTION = "moderate"
+ADMIN_ROLE = "admin"
+"""The default role that holds every permission: the only one with `feature:admin` ones."""
 
 FEATURES: dict[str, str] = {
     "articles": "Articles and their publication",
@@ -40,13 +55,14 @@ ACTIONS: dict[str, str] = {
     "write": "Create and change resources",
     "delete": "Delete resources",
     "publish": "Make a resource public",
-    ADMIN_ACTION: "Every action on the feature, on anyone's resources",
+    MODERATE_ACTION: "Read, write, delete and publish (as the feature offers) anyone's resources",
+    ADMIN_ACTION: "Every action on the feature, on anyone's resources (the admin role's)",
 }
 
 # Which actions each feature offers: not every pair makes sense (nothing publishes a role).
 FEATURE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "articles": ("read", "write", "delete", "publish", ADMIN_ACTION),
-    "files": ("read", "write", "delete", ADMIN_ACTION),
+    "articles": ("read", "write", "delete", "publish", MODERATE_ACTION, ADMIN_ACTION),
+    "files": ("read", "write", "delete", MODERATE_ACTION, ADMIN_ACTION),
     "roles": ("read", ADMIN_ACTION),
     "users": ("read", ADMIN_ACTION),
 }
@@ -65,14 +81,14 @@ class RoleDefinition:
 
 DEFAULT_ROLES: tuple[RoleDefinition, ...] = (
     RoleDefinition(
-        "admin",
+        ADMIN_ROLE,
         "Administrators: everything",
         frozenset(f"{feature}:{ADMIN_ACTION}" for feature in FEATURES),
     ),
     RoleDefinition(
         "editor",
         "Editors: every article, drafts included",
-        frozenset({"articles:admin", "files:read", "files:write", "files:delete", "users:read"}),
+        frozenset({"articles:moderate", "files:read", "files:write", "files:delete", "users:read"}),
     ),
     RoleDefinition(
         "author",

@@ -29,7 +29,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     cache = create_cache(settings)
     password_hasher = PasswordHasher(
-        rounds=settings.bcrypt_rounds, max_concurrency=settings.password_hash_concurrency
+        rounds=settings.bcrypt_rounds,
+        max_concurrency=settings.password_hash_concurrency,
+        max_waiting=settings.password_hash_queue_size,
+        max_wait_seconds=settings.password_hash_max_wait_seconds,
     )
     try:
         yield Resources(

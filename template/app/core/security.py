@@ -2,10 +2,22 @@
 
 Passwords: bcrypt, always in a thread of its own pool (bounded concurrency) that runs
 at a lower CPU priority than the event loop, so a burst of logins can neither block
-the loop nor take the CPU from the requests it serves. bcrypt only reads the
+the loop nor take the CPU from the requests it serves. A hash waits for a thread only
+as long as PASSWORD_HASH_MAX_WAIT_SECONDS (the hashes ahead of it, times the measured
+seconds per hash) and behind at most PASSWORD_HASH_QUEUE_SIZE others: past either the
+request is refused with 503 and Retry-After, so a flood of one caller's attempts cannot
+delay everyone's login by more than that wait. bcrypt only reads the
 first 72 bytes (and bcrypt 5 refuses longer input), so every password is first
 reduced to a fixed 44-byte string: base64(SHA-256(password)). Long passphrases
 are therefore verified exactly as typed, and no input length can raise.
+
+Before that, a password is normalised as RFC 8265 prescribes for passwords (the PRECIS
+OpaqueString profile, as NIST SP 800-63B section 5.1.1.2 asks): non-ASCII spaces
+become U+0020 and the text is put in Unicode NFC, so the same password typed on
+keyboards that compose accents differently (NFC `ñ` or NFD `n` + combining tilde)
+is the same password. Hashes made before normalisation still verify: a password that
+does not match in its normalised form is tried as typed, and `verify_and_update`
+then returns a hash of the normalised form to store instead.
 
 Access tokens: JWTs signed with HS256 only (the algorithm is pinned on decode,
 so `alg: none` or a switched algorithm is rejected), with `sub`, `jti`, `iat`
@@ -15,27 +27,33 @@ and `exp` required, and issuer/audience checked when configured.
 import asyncio
 import base64
 import hashlib
+import math
 import os
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TypeVar
 
 import bcrypt
 import jwt
+from precis_i18n import get_profile
 
 from app.core.config import Settings
-from app.exceptions import UnauthorizedException
+from app.exceptions import ServerBusyException, UnauthorizedException, ValidationException
 
 JWT_ALGORITHM = "HS256"
 # `sid` ties every access token to the refresh session it was issued for.
 REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp"]
 VERIFIED_TOKEN_CACHE_SIZE = 4096
 
+
+_T = TypeVar("_T")
 
 # How much lower than the event loop the hashing threads run (nice levels, Linux).
 HASHING_NICENESS = 10
@@ -54,14 +72,40 @@ def _yield_the_cpu_to_the_event_loop() -> None:
         pass
 
 
+_OPAQUE_STRING = get_profile("OpaqueString")
+
+
+def normalize_password(password: str) -> str | None:
+    """`password` under RFC 8265's OpaqueString profile (section 4.2): non-ASCII spaces
+    mapped to U+0020, then NFC. None when the profile disallows the text (control
+    characters, unassigned code points, empty): no new password may be such text."""
+    try:
+        normalized: str = _OPAQUE_STRING.enforce(password)
+    except UnicodeError:
+        return None
+    return normalized
+
+
 class PasswordHasher:
-    def __init__(self, rounds: int, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        rounds: int,
+        max_concurrency: int,
+        max_waiting: int = 16,
+        max_wait_seconds: float = 2.0,
+    ) -> None:
         self.rounds = rounds
         self._threads = ThreadPoolExecutor(
             max_workers=max_concurrency,
             thread_name_prefix="password-hashing",
             initializer=_yield_the_cpu_to_the_event_loop,
         )
+        self._max_concurrency = max_concurrency
+        # Hashes running or waiting for a thread, and how many of them may be at once.
+        self._pending = 0
+        self._max_pending = max_concurrency + max_waiting
+        self._max_wait_seconds = max_wait_seconds
+        self._seconds_per_hash = 0.25  # measured on every hash; a guess until the first
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -80,13 +124,67 @@ class PasswordHasher:
         except ValueError:  # a malformed stored hash never authenticates
             return False
 
+    async def _run(self, function: Callable[..., _T], *args: str) -> _T:
+        """`function(*args)` in a hashing thread; ServerBusyException (503) when the
+        queue of waiting hashes is full, or it would wait longer than `max_wait_seconds`
+        for a thread (the hashes ahead of it, run `max_concurrency` at a time)."""
+        waves_ahead = self._pending // self._max_concurrency
+        if (
+            self._pending >= self._max_pending
+            or waves_ahead * self._seconds_per_hash > self._max_wait_seconds
+        ):
+            raise ServerBusyException(
+                retry_after_seconds=max(1, math.ceil(waves_ahead * self._seconds_per_hash))
+            )
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._timed, function, *args
+            )
+        finally:
+            self._pending -= 1
+
+    def _timed(self, function: Callable[..., _T], *args: str) -> _T:
+        started = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            self._seconds_per_hash = time.perf_counter() - started
+
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._hash_sync, password)
+        """The hash to store for a new password (normalised, see the module docstring).
+        Raises ValidationException (422) for text RFC 8265 disallows in a password."""
+        normalized = normalize_password(password)
+        if normalized is None:
+            raise ValidationException(
+                "The password contains characters that are not allowed in a password "
+                "(control characters or unassigned code points; RFC 8265)"
+            )
+        return await self._run(self._hash_sync, normalized)
 
     async def verify(self, password: str, hashed: str) -> bool:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._verify_sync, password, hashed)
+        matches, _ = await self.verify_and_update(password, hashed)
+        return matches
+
+    async def verify_and_update(self, password: str, hashed: str) -> tuple[bool, str | None]:
+        """Whether `password` matches `hashed`, and a new hash to store in its place when
+        `hashed` was made from the password as typed rather than normalised, or at another
+        cost than `rounds` (BCRYPT_ROUNDS changed since); else None."""
+        normalized = normalize_password(password)
+        if normalized is not None and await self._run(self._verify_sync, normalized, hashed):
+            if self._needs_rehash(hashed):
+                return True, await self._run(self._hash_sync, normalized)
+            return True, None
+        if normalized == password or not await self._run(self._verify_sync, password, hashed):
+            return False, None
+        if normalized is None:  # made before the rule; it cannot be stored normalised
+            return True, None
+        return True, await self._run(self._hash_sync, normalized)
+
+    def _needs_rehash(self, hashed: str) -> bool:
+        """Whether `hashed` was made at another cost than `rounds` (upgrade it on login)."""
+        parts = hashed.split("$")  # "$2b$12$<salt and hash>"
+        return len(parts) != 4 or not parts[2].isdigit() or int(parts[2]) != self.rounds
 
     async def verify_dummy(self, password: str) -> None:
         """Spend the same time as a real check, so unknown accounts are not revealed by timing."""

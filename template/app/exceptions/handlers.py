@@ -5,6 +5,7 @@ Unexpected exceptions are answered by the request middleware
 same shape with the request id and nothing about the internals.
 """
 
+import itertools
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -14,13 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.exceptions import AppException
+from app.exceptions import UNAVAILABLE_RETRY_AFTER_SECONDS, AppException, RequestBodyTooLarge
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -39,30 +41,62 @@ async def handle_app_exception(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# A 422 lists this many of the request's errors at most: a body of 80,000 unknown keys
+# would otherwise get 80,000 details back (7.5 MB and seconds of CPU for a 1 MB request).
+MAX_ERROR_DETAILS = 50
+
+
 async def handle_request_validation(_: Request, exc: Exception) -> JSONResponse:
     errors = cast(RequestValidationError, exc).errors()
     details = [
         {"loc": list(error["loc"]), "message": error["msg"], "type": error["type"]}
-        for error in errors
+        for error in itertools.islice(errors, MAX_ERROR_DETAILS)
     ]
+    message = "The request is invalid"
+    if len(errors) > MAX_ERROR_DETAILS:
+        message += f" ({len(errors)} errors; the first {MAX_ERROR_DETAILS} are listed)"
+    return JSONResponse(error_body("request_validation_error", message, details), status_code=422)
+
+
+async def handle_body_too_large(_: Request, exc: Exception) -> JSONResponse:
+    too_large = cast(RequestBodyTooLarge, exc)  # registered for RequestBodyTooLarge only
     return JSONResponse(
-        error_body("request_validation_error", "The request is invalid", details),
-        status_code=422,
+        error_body("payload_too_large", str(too_large.detail), {"max_bytes": too_large.max_bytes}),
+        status_code=413,
     )
 
 
-async def handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
+async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     http_exc = cast(StarletteHTTPException, exc)
     phrase = HTTPStatus(http_exc.status_code).phrase
     code = phrase.lower().replace(" ", "_").replace("-", "_")
     message = http_exc.detail if isinstance(http_exc.detail, str) else phrase
+    headers = http_exc.headers
+    if http_exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return JSONResponse(
-        error_body(code, message), status_code=http_exc.status_code, headers=http_exc.headers
+        error_body(code, message), status_code=http_exc.status_code, headers=headers
     )
 
 
-# How long a client should wait before retrying while a backing service is unreachable.
-UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path, for `Allow` on a 405.
+
+    Starlette names only the first route that matched the path, and FastAPI has a route
+    per method: `GET /articles` and `POST /articles` are two routes (RFC 9110, 15.5.6:
+    `Allow` lists all the methods the resource supports).
+    """
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        path_regex = getattr(route, "path_regex", None)
+        if route.methods and path_regex is not None and path_regex.match(path):
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # app.core.head_requests
+    return ", ".join(sorted(methods))
+
+
 logger = structlog.stdlib.get_logger(__name__)
 
 
@@ -95,11 +129,22 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppException, handle_app_exception)
     app.add_exception_handler(RequestValidationError, handle_request_validation)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    app.add_exception_handler(RequestBodyTooLarge, handle_body_too_large)
     # A refused connection surfaces as OSError (ConnectionRefusedError) from the driver,
     # a dropped one as SQLAlchemy's OperationalError or InterfaceError.
     database_unavailable = unavailable_handler("database")
     for database_error in (OperationalError, InterfaceError, ConnectionRefusedError):
         app.add_exception_handler(database_error, database_unavailable)
+
+    # asyncpg reports a connection lost mid-statement ("closed in the middle of operation")
+    # as a plain DBAPIError; SQLAlchemy's disconnect detection marks it
+    # `connection_invalidated`. Any other DBAPIError is a bug: raised again, so a 500.
+    async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return await database_unavailable(request, exc)
+        raise exc
+
+    app.add_exception_handler(DBAPIError, handle_database_error)
     # Every API request authenticates and counts itself in the cache: without it, no
     # token can be checked against the deny-list, so the answer is 503, not a guess.
     cache_unavailable = unavailable_handler("cache", (AuthenticationError, AuthorizationError))

@@ -16,13 +16,15 @@ API_ROUTERS = (
     (rbac.router, "/rbac", "rbac"),
     (auth.router, "/auth", "auth"),
 )
-# The order of the sections in the API documentation.
+# The sections of the API documentation, in this order.
 API_TAGS: list[dict[str, Any]] = [
-    {"name": tag} for tag in ("auth", "users", "articles", "files", "rbac")
+    {"name": "auth", "description": "Accounts, sessions, passwords and email verification."},
+    {"name": "users", "description": "Your own profile, and user administration."},
+    {"name": "articles", "description": "Articles: drafts, publishing and listing."},
+    {"name": "files", "description": "Uploaded files: yours, or everyone's with `files:admin`."},
+    {"name": "rbac", "description": "Roles and permissions: the catalog and role grants."},
+    {"name": "health", "description": "Liveness and readiness probes (outside `/api/v1`)."},
 ]
-RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "Rate limit reached: retry after `Retry-After` seconds"}
-}
 
 
 def include_api(app: FastAPI, prefix: str) -> None:
@@ -40,5 +42,4 @@ def include_api(app: FastAPI, prefix: str) -> None:
             prefix=prefix + path,
             tags=[tag],
             dependencies=[Depends(identify_caller)],
-            responses=RATE_LIMITED,
         )

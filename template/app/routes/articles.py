@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from app.exceptions import ForbiddenException, NotFoundException, ValidationException
 from app.routes.deps import AppResources, CurrentPrincipal, DbSession
+from app.routes.openapi import NOT_MODIFIED, errors
 from app.routes.permissions import require_permission
 from app.routes.responses import conditional_json
 from app.schemas.article import (
@@ -23,7 +25,7 @@ from app.services.article_service import article_service
 router = APIRouter()
 
 
-@router.get("", response_model=Page[ArticleSummary])
+@router.get("", response_model=Page[ArticleSummary], responses=NOT_MODIFIED)
 @require_permission("articles:read")
 async def list_articles(
     query: Annotated[ArticleListQuery, Query()],
@@ -52,7 +54,11 @@ async def create_article(
     return ArticleResponse.model_validate(article)
 
 
-@router.get("/{article_id}", response_model=ArticleResponse)
+@router.get(
+    "/{article_id}",
+    response_model=ArticleResponse,
+    responses={**NOT_MODIFIED, **errors(NotFoundException)},
+)
 @require_permission("articles:read")
 async def read_article(
     article_id: uuid.UUID,
@@ -72,7 +78,11 @@ async def read_article(
     return conditional_json(request, body)
 
 
-@router.patch("/{article_id}", response_model=ArticleResponse)
+@router.patch(
+    "/{article_id}",
+    response_model=ArticleResponse,
+    responses=errors(ForbiddenException, NotFoundException),
+)
 @require_permission("articles:write")
 async def update_article(
     article_id: uuid.UUID,
@@ -86,7 +96,11 @@ async def update_article(
     return ArticleResponse.model_validate(article)
 
 
-@router.delete("/{article_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{article_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(ForbiddenException, NotFoundException),
+)
 @require_permission("articles:delete")
 async def delete_article(
     article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, resources: AppResources
@@ -95,7 +109,11 @@ async def delete_article(
     await article_service.remove(db, resources.cache, article_id, principal)
 
 
-@router.post("/{article_id}/publish", response_model=ArticleResponse)
+@router.post(
+    "/{article_id}/publish",
+    response_model=ArticleResponse,
+    responses=errors(ForbiddenException, NotFoundException, ValidationException),
+)
 @require_permission("articles:publish")
 async def publish_article(
     article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, resources: AppResources

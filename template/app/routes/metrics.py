@@ -11,7 +11,7 @@ from app.core.metrics import render_metrics
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.api_route("/metrics", methods=["GET", "HEAD"], include_in_schema=False)
 async def metrics() -> Response:
     body, content_type = render_metrics()
     return Response(body, media_type=content_type)

@@ -89,13 +89,15 @@ class PermissionRequirement:
             return await endpoint(*args, **kwargs)
 
         signature = inspect.signature(endpoint)
+        # First: FastAPI resolves dependencies in parameter order, so the check runs before
+        # any dependency of the endpoint's own (one that reads an upload's body, say).
         check = inspect.Parameter(
             parameter_name,
-            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
             annotation=Annotated[Principal, Depends(self)],
         )
         guarded.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[*signature.parameters.values(), check]
+            parameters=[check, *signature.parameters.values()]
         )
         # FastAPI shows the docstring as the operation's description: say what it needs.
         requirement = f"Requires the `{self.permission}` permission."

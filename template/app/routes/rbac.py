@@ -4,11 +4,14 @@ import uuid
 
 from fastapi import APIRouter, Depends, status
 
-from app.routes.deps import AppResources, DbSession
+from app.exceptions import ConflictException, NotFoundException
+from app.routes.deps import AppResources, CurrentPrincipal, DbSession
+from app.routes.openapi import errors
 from app.routes.permissions import require_permission
 from app.schemas.rbac import (
     ActionResponse,
     FeatureResponse,
+    PermissionName,
     PermissionResponse,
     RoleCreate,
     RoleResponse,
@@ -22,12 +25,22 @@ READ_ROLES = [Depends(require_permission("roles:read"))]
 ADMINISTER_ROLES = [Depends(require_permission("roles:admin"))]
 
 
-@router.get("/features", response_model=list[FeatureResponse], dependencies=READ_ROLES)
+@router.get(
+    "/features",
+    response_model=list[FeatureResponse],
+    dependencies=READ_ROLES,
+    description="The features permissions are about (`articles`, `users`...).",
+)
 async def list_features(db: DbSession) -> list[FeatureResponse]:
     return [FeatureResponse.model_validate(row) for row in await role_service.list_features(db)]
 
 
-@router.get("/actions", response_model=list[ActionResponse], dependencies=READ_ROLES)
+@router.get(
+    "/actions",
+    response_model=list[ActionResponse],
+    dependencies=READ_ROLES,
+    description="The actions a permission allows on a feature (`read`, `write`...).",
+)
 async def list_actions(db: DbSession) -> list[ActionResponse]:
     return [ActionResponse.model_validate(row) for row in await role_service.list_actions(db)]
 
@@ -39,7 +52,12 @@ async def list_permissions(db: DbSession) -> list[PermissionResponse]:
     return [PermissionResponse.model_validate(row) for row in permissions]
 
 
-@router.get("/roles", response_model=list[RoleResponse], dependencies=READ_ROLES)
+@router.get(
+    "/roles",
+    response_model=list[RoleResponse],
+    dependencies=READ_ROLES,
+    description="Every role with its permissions.",
+)
 async def list_roles(db: DbSession) -> list[RoleResponse]:
     return [RoleResponse.model_validate(role) for role in await role_service.list_roles(db)]
 
@@ -49,44 +67,74 @@ async def list_roles(db: DbSession) -> list[RoleResponse]:
     response_model=RoleResponse,
     status_code=status.HTTP_201_CREATED,
     dependencies=ADMINISTER_ROLES,
+    responses=errors(ConflictException, NotFoundException),
 )
-async def create_role(data: RoleCreate, db: DbSession) -> RoleResponse:
-    """Create a role with a set of permissions. The name must be free (409 otherwise)."""
-    return RoleResponse.model_validate(await role_service.create_role(db, data))
+async def create_role(data: RoleCreate, db: DbSession, principal: CurrentPrincipal) -> RoleResponse:
+    """Create a role with a set of permissions. The name must be free (409 otherwise);
+    permissions you do not hold yourself cannot be in it (403)."""
+    return RoleResponse.model_validate(await role_service.create_role(db, data, principal))
 
 
-@router.get("/roles/{role_id}", response_model=RoleResponse, dependencies=READ_ROLES)
+@router.get(
+    "/roles/{role_id}",
+    response_model=RoleResponse,
+    dependencies=READ_ROLES,
+    responses=errors(NotFoundException),
+    description="One role with its permissions.",
+)
 async def read_role(role_id: uuid.UUID, db: DbSession) -> RoleResponse:
     return RoleResponse.model_validate(await role_service.get_role(db, role_id))
 
 
-@router.patch("/roles/{role_id}", response_model=RoleResponse, dependencies=ADMINISTER_ROLES)
+@router.patch(
+    "/roles/{role_id}",
+    response_model=RoleResponse,
+    dependencies=ADMINISTER_ROLES,
+    responses=errors(ConflictException, NotFoundException),
+)
 async def update_role(
-    role_id: uuid.UUID, data: RoleUpdate, db: DbSession, resources: AppResources
+    role_id: uuid.UUID,
+    data: RoleUpdate,
+    db: DbSession,
+    resources: AppResources,
+    principal: CurrentPrincipal,
 ) -> RoleResponse:
     """Rename a role or change its description. System roles cannot be renamed (409)."""
-    role = await role_service.update_role(db, resources.cache, role_id, data)
+    role = await role_service.update_role(db, resources.cache, role_id, data, principal)
     return RoleResponse.model_validate(role)
 
 
 @router.delete(
-    "/roles/{role_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMINISTER_ROLES
+    "/roles/{role_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=ADMINISTER_ROLES,
+    responses=errors(ConflictException, NotFoundException),
 )
-async def delete_role(role_id: uuid.UUID, db: DbSession, resources: AppResources) -> None:
+async def delete_role(
+    role_id: uuid.UUID, db: DbSession, resources: AppResources, principal: CurrentPrincipal
+) -> None:
     """Delete a role; its holders lose it at once. System roles cannot be deleted (409)."""
-    await role_service.delete_role(db, resources.cache, role_id)
+    await role_service.delete_role(db, resources.cache, role_id, principal)
 
 
 @router.put(
     "/roles/{role_id}/permissions/{permission}",
     response_model=RoleResponse,
     dependencies=ADMINISTER_ROLES,
+    responses=errors(ConflictException, NotFoundException),
 )
 async def grant_permission(
-    role_id: uuid.UUID, permission: str, db: DbSession, resources: AppResources
+    role_id: uuid.UUID,
+    permission: PermissionName,
+    db: DbSession,
+    resources: AppResources,
+    principal: CurrentPrincipal,
 ) -> RoleResponse:
-    """Grant a permission to a role (granted already is fine); holders get it at once."""
-    role = await role_service.grant(db, resources.cache, role_id, permission)
+    """Grant a permission to a role (granted already is fine); holders get it at once.
+
+    Only a permission you hold yourself (403 otherwise).
+    """
+    role = await role_service.grant(db, resources.cache, role_id, permission, principal)
     return RoleResponse.model_validate(role)
 
 
@@ -94,10 +142,18 @@ async def grant_permission(
     "/roles/{role_id}/permissions/{permission}",
     response_model=RoleResponse,
     dependencies=ADMINISTER_ROLES,
+    responses=errors(ConflictException, NotFoundException),
 )
 async def revoke_permission(
-    role_id: uuid.UUID, permission: str, db: DbSession, resources: AppResources
+    role_id: uuid.UUID,
+    permission: PermissionName,
+    db: DbSession,
+    resources: AppResources,
+    principal: CurrentPrincipal,
 ) -> RoleResponse:
-    """Revoke a permission from a role; its holders lose it on their next request."""
-    role = await role_service.revoke(db, resources.cache, role_id, permission)
+    """Revoke a permission from a role; its holders lose it on their next request.
+
+    Only a permission you hold yourself (403 otherwise).
+    """
+    role = await role_service.revoke(db, resources.cache, role_id, permission, principal)
     return RoleResponse.model_validate(role)

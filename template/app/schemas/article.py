@@ -1,11 +1,13 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.models.article import ArticleStatus
-from app.schemas.listing import FieldSelection, ListQuery
+from app.schemas.listing import DateTimeFilter, FieldSelection, ListQuery
+from app.schemas.request import RequestModel, omit_default
 
 
 class ArticleBase(BaseModel):
@@ -13,14 +15,17 @@ class ArticleBase(BaseModel):
     content: str | None = Field(default=None, max_length=100_000)
 
 
-class ArticleCreate(ArticleBase):
+class ArticleCreate(ArticleBase, RequestModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ArticleUpdate(BaseModel):
+class ArticleUpdate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=255)
+    # Not nullable in the document: null is refused below (omit the title to keep it).
+    title: Annotated[str, Field(min_length=1, max_length=255)] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=omit_default
+    )
     content: str | None = Field(default=None, max_length=100_000)
 
     @field_validator("title")
@@ -80,9 +85,9 @@ class ArticleListQuery(ListQuery):
     ] = Field(default="-created_at", description="`-` for descending; unpublished last.")
     status: ArticleStatus | None = None
     author_id: uuid.UUID | None = None
-    created_after: AwareDatetime | None = Field(default=None, description="Created at or after.")
-    created_before: AwareDatetime | None = Field(default=None, description="Created before.")
-    published_after: AwareDatetime | None = Field(
+    created_after: DateTimeFilter | None = Field(default=None, description="Created at or after.")
+    created_before: DateTimeFilter | None = Field(default=None, description="Created before.")
+    published_after: DateTimeFilter | None = Field(
         default=None, description="Published at or after."
     )
-    published_before: AwareDatetime | None = Field(default=None, description="Published before.")
+    published_before: DateTimeFilter | None = Field(default=None, description="Published before.")

@@ -7,15 +7,29 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     computed_field,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from app.core.rbac import PERMISSIONS
+from app.schemas.request import RequestModel, omit_default
 
 # Role names appear in URLs, logs and settings (DEFAULT_ROLE): keep them plain.
 RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,49}$")]
 RoleDescription = Annotated[str, Field(max_length=255)]
+# A permission name, `feature:action`, from the catalog in `app.core.rbac`.
+PermissionName = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(PERMISSIONS),
+            "description": "A permission, `feature:action` (`feature:admin` implies the rest).",
+        }
+    ),
+]
 
 
 class FeatureResponse(BaseModel):
@@ -48,12 +62,12 @@ class PermissionResponse(BaseModel):
         return self.name.partition(":")[2]
 
 
-class RoleCreate(BaseModel):
+class RoleCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     name: RoleName
     description: RoleDescription | None = None
-    permissions: list[str] = Field(default=[], examples=[["articles:read"]])
+    permissions: list[PermissionName] = Field(default=[], examples=[["articles:read"]])
 
     @field_validator("permissions")
     @classmethod
@@ -64,12 +78,13 @@ class RoleCreate(BaseModel):
         return sorted(set(permissions))
 
 
-class RoleUpdate(BaseModel):
+class RoleUpdate(RequestModel):
     """Rename a role or change its description (system roles keep their name)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: RoleName | None = None
+    # Not nullable in the document: null is refused below (omit the name to keep it).
+    name: RoleName | SkipJsonSchema[None] = Field(default=None, json_schema_extra=omit_default)
     description: RoleDescription | None = None
 
     @field_validator("name")

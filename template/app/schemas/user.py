@@ -4,10 +4,12 @@ from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas.listing import ListQuery
+from app.schemas.email_address import EmailAddress, StoredEmailAddress
+from app.schemas.listing import DateTimeFilter, ListQuery
 from app.schemas.rbac import RoleSummary
+from app.schemas.request import RequestModel
 
 # bcrypt sees a fixed-size pre-hash (see app.core.security), so long passphrases are fine;
 # the upper bound only keeps request bodies sane.
@@ -15,15 +17,15 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 1024
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: EmailAddress
     password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
     full_name: str | None = Field(default=None, max_length=255)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestModel):
     """What users may change about themselves: never roles, activation or verification."""
 
     model_config = ConfigDict(extra="forbid")
@@ -35,7 +37,7 @@ class UserResponse(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    email: EmailStr
+    email: StoredEmailAddress
     full_name: str | None
     is_active: bool
     is_verified: bool
@@ -57,8 +59,8 @@ class UserListQuery(ListQuery):
     is_active: bool | None = None
     is_verified: bool | None = None
     role: str | None = Field(default=None, max_length=50, description="Holds this role.")
-    created_after: AwareDatetime | None = Field(default=None, description="Created at or after.")
-    created_before: AwareDatetime | None = Field(default=None, description="Created before.")
+    created_after: DateTimeFilter | None = Field(default=None, description="Created at or after.")
+    created_before: DateTimeFilter | None = Field(default=None, description="Created before.")
 
 
 class CurrentUserResponse(UserResponse):
@@ -101,8 +103,16 @@ class UserSnapshot(BaseModel):
         return profile.model_dump_json().encode()
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
     new_password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+
+
+class AccountDeletion(BaseModel):
+    """`DELETE /users/me` asks for the password again: erasure cannot be undone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)

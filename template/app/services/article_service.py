@@ -1,10 +1,11 @@
 """Articles and who may see and change them.
 
-Drafts are private: visible only to their author and to holders of `articles:admin`
-(editors). Anyone else asking for a draft gets 404, exactly as for an id that does not
-exist, so guessing ids reveals nothing about other people's drafts. A published article
-is visible to every reader; changing, deleting or publishing it is for its author or an
-`articles:admin` holder, and others get 403 (they can see it, so there is nothing to hide).
+Drafts are private: visible only to their author and to holders of `articles:moderate`
+(editors; `articles:admin` implies it). Anyone else asking for a draft gets 404, exactly
+as for an id that does not exist, so guessing ids reveals nothing about other people's
+drafts. A published article is visible to every reader; changing, deleting or
+publishing it is for its author or an `articles:moderate` holder, and others get 403
+(they can see it, so there is nothing to hide).
 """
 
 import uuid
@@ -59,8 +60,8 @@ ARTICLE_LISTING = Listing(
     },
 )
 
-# Reads are served from the cache: single articles, and list pages per audience (an
-# editor sees every draft, anyone else their own). Every write below invalidates the
+# Reads are served from the cache: single articles, and list pages per audience (a
+# moderator sees every draft, anyone else their own). Every write below invalidates the
 # article it changed and every list page; a user's new name invalidates everything,
 # since articles embed their author's.
 ARTICLE_READS_TTL_SECONDS = 300
@@ -81,8 +82,8 @@ async def forget_cached_articles(cache: Cache) -> None:
     await article_lists(cache).invalidate_all()
 
 
-def _is_own_or_managed(author_id: uuid.UUID, principal: Principal) -> bool:
-    return author_id == principal.user_id or has_permission(principal, "articles:admin")
+def _is_own_or_moderated(author_id: uuid.UUID, principal: Principal) -> bool:
+    return author_id == principal.user_id or has_permission(principal, "articles:moderate")
 
 
 class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
@@ -119,8 +120,8 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
     ) -> str:
         """One page of the articles the caller may see, as JSON."""
         where: list[ColumnElement[bool]] = []
-        audience = "editors"
-        if not has_permission(principal, "articles:admin"):
+        audience = "moderators"
+        if not has_permission(principal, "articles:moderate"):
             where.append(
                 or_(
                     Article.status == ArticleStatus.PUBLISHED,
@@ -184,7 +185,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
     ) -> Article:
         # Visibility first: a draft the caller may not see is 404, never 403.
         article = await self.get_visible(db, article_id, principal)
-        if not _is_own_or_managed(article.author_id, principal):
+        if not _is_own_or_moderated(article.author_id, principal):
             raise ForbiddenException(f"Only the author or an editor can {action} this article")
         return article
 
@@ -195,7 +196,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
 
     @staticmethod
     def _check_visible(status: ArticleStatus, author_id: uuid.UUID, principal: Principal) -> None:
-        if status is ArticleStatus.DRAFT and not _is_own_or_managed(author_id, principal):
+        if status is ArticleStatus.DRAFT and not _is_own_or_moderated(author_id, principal):
             raise NotFoundException("Article not found")
 
 

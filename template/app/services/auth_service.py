@@ -3,15 +3,19 @@
 Flow: login opens an `AuthSession` and issues an access token naming it (`sid`) with
 a fresh JTI. Refresh exchanges the session secret plus the session's *current* access
 token for a new token, moving the session to the new JTI with an atomic
-compare-and-set. Presenting an older JTI is a replay: the session is revoked. Every
-access token that stops being valid early (rotated, logged out, revoked) goes on a
-deny-list in the cache until it would have expired, so all instances refuse it at once.
+compare-and-set. Presenting an older JTI is a replay: the session is revoked. An access
+token replaced by a refresh goes on a deny-list in the cache until it would have
+expired. A session that ends (logout, logout everywhere, a password change or reset,
+deactivation, erasure, a replay) gets an end marker in the cache for as long as any
+token of it could still be unexpired: every access token naming the session is refused
+from then on, on every instance, the tokens of refreshes that raced with the ending
+included (the deny-list alone only knows the JTIs read before they committed).
 
-Authenticating a request costs one cache round trip: the deny-list entry, the user's
-cached snapshot (profile, roles and resolved permissions) and the global permissions
-version are read together, and the request is counted against the caller's rate limit
-in the same trip; the database is only read when the snapshot is missing or older than
-the latest change to roles and grants.
+Authenticating a request costs one cache round trip: the deny-list entry, the session's
+end marker, the user's cached snapshot (profile, roles and resolved permissions) and the
+global permissions version are read together, and the request is counted against the
+caller's rate limit in the same trip; the database is only read when the snapshot is
+missing or older than the latest change to roles and grants.
 """
 
 import hashlib
@@ -32,6 +36,7 @@ from app.core.resources import Resources
 from app.core.security import TokenClaims
 from app.exceptions import (
     ConflictException,
+    IncorrectPasswordException,
     InvalidTokenException,
     NotFoundException,
     UnauthorizedException,
@@ -39,8 +44,10 @@ from app.exceptions import (
 from app.models.auth_session import AuthSession
 from app.models.base import utcnow
 from app.models.user import User
+from app.schemas.user import UserCreate
 from app.services import one_time_tokens
 from app.services.one_time_tokens import TokenPurpose
+from app.services.password_policy import PasswordPolicy
 from app.services.principal import Caller, Principal
 from app.services.user_service import (
     PERMISSIONS_VERSION_KEY,
@@ -55,14 +62,32 @@ def denylist_key(jti: str) -> str:
     return f"auth:deny:{jti}"
 
 
+def session_ended_key(session_id: uuid.UUID) -> str:
+    return f"auth:session-ended:{session_id}"
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def known_client_key(account: str, address: str) -> str:
+    """Marks a client address the account logged in from (see `_count_credential_attempt`)."""
+    return f"auth:known-client:{digest(f'{account} {address}')}"
 
 
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     ip_address: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What to email after a registration: a verification link for a new account, or
+    None when the address had one already (its owner is told instead)."""
+
+    email: str
+    verification_link: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +110,11 @@ class VerifiedToken:
     session_id: uuid.UUID
 
     def cache_keys(self) -> list[str]:
-        """What authenticating it reads: its deny-list entry, the user, the version."""
+        """What authenticating it reads: its deny-list entry, its session's end marker,
+        the user, the version."""
         return [
             denylist_key(self.claims.jti),
+            session_ended_key(self.session_id),
             user_snapshot_key(self.user_id),
             PERMISSIONS_VERSION_KEY,
         ]
@@ -107,13 +134,18 @@ class AuthService:
     async def login(
         self, db: AsyncSession, email: str, password: str, client: ClientInfo
     ) -> IssuedSession:
-        await self.rate_limiter.hit(
-            self.settings.login_rate_limit_per_ip, "login-ip", client.ip_address or "unknown"
-        )
-        await self.rate_limiter.hit(
-            self.settings.login_rate_limit_per_account, "login-account", normalize_email(email)
-        )
+        """Open a session for these credentials.
+
+        Limits (OWASP ASVS 5.0 V6.3, NIST SP 800-63B-4 3.2.2), reserved before the
+        password is checked so that parallel requests cannot outrun them: every attempt
+        counts against the client address, the account from that client and the account
+        overall (not from a client the account logged in from before); a success clears
+        the account+client count, so guesses from elsewhere cannot lock the owner out
+        (429 with Retry-After once used up).
+        """
+        await self._count_credential_attempt(email, client)
         user = await user_service.authenticate(db, email, password, self.hasher)
+        await self._clear_credential_failures(email, client)
         return await self._open_session(db, user, client)
 
     async def refresh(
@@ -168,8 +200,14 @@ class AuthService:
         await self._deny(principal.jti, principal.token_expires_at)
 
     async def logout_all(self, db: AsyncSession, user_id: uuid.UUID) -> int:
+        """End every session of the user, every login in flight (the user row is written
+        and locked first, so no session can open unseen meanwhile) and every outstanding
+        reset or verification link: every account-wide session end (logout-all, password
+        change or reset, deactivation) goes through here."""
+        await user_service.touch_credentials(db, user_id)
         sessions = await self.active_sessions(db, user_id)
         await self._revoke(db, sessions)
+        await one_time_tokens.revoke_all(self.cache, user_id)
         return len(sessions)
 
     async def active_sessions(self, db: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:
@@ -195,12 +233,56 @@ class AuthService:
         await self._revoke(db, [session])
 
     async def change_password(
-        self, db: AsyncSession, user_id: uuid.UUID, current_password: str, new_password: str
+        self,
+        db: AsyncSession,
+        user_id: uuid.UUID,
+        current_password: str,
+        new_password: str,
+        client: ClientInfo,
     ) -> None:
+        """Check the current password (limited and counted as a login is; a wrong one is
+        400 `incorrect_password`, not 401: the session itself is fine), then set the new."""
+        user = await self.confirm_password(db, user_id, current_password, client)
+        await self._set_password(db, user, new_password, field="new_password")
+
+    async def confirm_password(
+        self, db: AsyncSession, user_id: uuid.UUID, password: str, client: ClientInfo
+    ) -> User:
+        """The caller's user, once `password` is theirs (re-authentication before a
+        sensitive change: OWASP ASVS 5.0 V6.2). Limited and counted as a login is; a
+        wrong one is 400 `incorrect_password`."""
         user = await user_service.get_active(db, user_id)
-        if not await self.hasher.verify(current_password, user.hashed_password):
-            raise UnauthorizedException("The current password is incorrect")
-        await self._set_password(db, user, new_password)
+        # Hand the connection back before hashing, as a login does: password checks
+        # queued for bcrypt must not hold the pool (on SQLite they held every login).
+        await db.commit()
+        await self._count_credential_attempt(user.email, client)
+        if not await self.hasher.verify(password, user.hashed_password):
+            raise IncorrectPasswordException()
+        await self._clear_credential_failures(user.email, client)
+        return user
+
+    # Registration -------------------------------------------------------------
+
+    async def register(
+        self, db: AsyncSession, data: UserCreate, client: ClientInfo
+    ) -> Registration:
+        """Create the account, or find that the address has one: the caller answers the
+        same either way, and both paths hash the password, so neither the answer nor its
+        time tells them apart. Limited like the email links (one email per attempt)."""
+        email = normalize_email(data.email)
+        await PasswordPolicy.from_settings(self.settings).ensure_acceptable(
+            data.password, email=email
+        )
+        await self._limit_email_links(email, client)
+        if await user_service.get_by_email(db, email) is not None:
+            await self.hasher.hash(data.password)
+            return Registration(email, None)
+        try:
+            user = await user_service.register(db, data, self.hasher, [self.settings.default_role])
+        except ConflictException:  # registered concurrently: the same answer again
+            return Registration(email, None)
+        link = await self._verification_link(user.id)
+        return Registration(user.email, link)
 
     # Email verification and password reset ------------------------------------
 
@@ -215,18 +297,20 @@ class AuthService:
         user = await user_service.get_by_email(db, email)
         if user is None or not user.is_active or user.is_verified:
             return None
+        return await self._verification_link(user.id)
+
+    async def _verification_link(self, user_id: uuid.UUID) -> str:
         ttl = self.settings.email_verification_ttl_minutes * 60
-        token = await one_time_tokens.issue(self.cache, TokenPurpose.VERIFY_EMAIL, user.id, ttl)
+        token = await one_time_tokens.issue(self.cache, TokenPurpose.VERIFY_EMAIL, user_id, ttl)
         return f"{self.settings.public_url}/verify-email?token={token}"
 
     async def confirm_email(self, db: AsyncSession, token: str) -> None:
         user_id = await one_time_tokens.consume(self.cache, TokenPurpose.VERIFY_EMAIL, token)
         if user_id is None:
             raise InvalidTokenException()
-        user = await user_service.get_active(db, user_id)
+        user = await self._holder_of_link(db, user_id)
         user.is_verified = True
-        await db.commit()
-        await user_service.forget_snapshot(self.cache, user.id)
+        await user_service.commit_profile_change(db, self.cache, user.id)
 
     async def request_password_reset(
         self, db: AsyncSession, email: str, client: ClientInfo
@@ -241,11 +325,26 @@ class AuthService:
         return f"{self.settings.public_url}/reset-password?token={token}"
 
     async def reset_password(self, db: AsyncSession, token: str, new_password: str) -> None:
-        user_id = await one_time_tokens.consume(self.cache, TokenPurpose.RESET_PASSWORD, token)
+        """Set a new password with a reset link. The policy is checked before the link is
+        used up, so a refused password (422) leaves the link working for a better one."""
+        user_id = await one_time_tokens.peek(self.cache, TokenPurpose.RESET_PASSWORD, token)
         if user_id is None:
             raise InvalidTokenException()
-        user = await user_service.get_active(db, user_id)
-        await self._set_password(db, user, new_password)
+        user = await self._holder_of_link(db, user_id)
+        await self._ensure_acceptable(user, new_password, field="new_password")
+        if await one_time_tokens.consume(self.cache, TokenPurpose.RESET_PASSWORD, token) is None:
+            raise InvalidTokenException()  # used by a concurrent request meanwhile
+        await self._set_password(db, user, new_password, field="new_password")
+
+    @staticmethod
+    async def _holder_of_link(db: AsyncSession, user_id: uuid.UUID) -> User:
+        """The active user a reset or verification link was issued for. A link of an
+        inactive or erased account answers exactly as an invalid one (400), so it tells
+        nothing about the account and never works again, even after reactivation."""
+        user = await db.get(User, user_id)
+        if user is None or not user.is_active:
+            raise InvalidTokenException()
+        return user
 
     # Request authentication -------------------------------------------------
 
@@ -314,11 +413,14 @@ class AuthService:
         self,
         token: VerifiedToken,
         denied: str | None,
+        session_ended: str | None,
         cached_user: str | None,
         permissions_version: str | None,
     ) -> Principal:
         if denied is not None:
             raise UnauthorizedException("The access token has been revoked")
+        if session_ended is not None:
+            raise UnauthorizedException("The session has ended; log in again")
         snapshot = cached_snapshot(cached_user, permissions_version)
         if snapshot is None:
             async with self.session_factory() as db:
@@ -335,10 +437,60 @@ class AuthService:
             token_expires_at=claims.expires_at,
         )
 
-    async def _set_password(self, db: AsyncSession, user: User, new_password: str) -> None:
-        """A new password ends every session: whoever knew the old one is logged out."""
+    async def _set_password(
+        self, db: AsyncSession, user: User, new_password: str, *, field: str
+    ) -> None:
+        """A new password (checked against the policy) ends every session and every
+        outstanding reset or verification link: whoever knew the old one is logged out."""
+        await self._ensure_acceptable(user, new_password, field=field)
         user.hashed_password = await self.hasher.hash(new_password)
-        await self.logout_all(db, user.id)  # commits the new hash with the revocations
+        await self.logout_all(db, user.id)  # commits the new hash, ends sessions and links
+
+    async def _ensure_acceptable(self, user: User, password: str, *, field: str) -> None:
+        await PasswordPolicy.from_settings(self.settings).ensure_acceptable(
+            password, email=user.email, field=field
+        )
+
+    async def _count_credential_attempt(self, email: str, client: ClientInfo) -> None:
+        """Reserve an attempt at a password, before any hashing: one against the client
+        address, and one failure against the account from that client and against the
+        account overall, each counted atomically (the moving window's check-and-add is one
+        Redis script) and refused (429) once the limit is used up. A burst sent in
+        parallel therefore gets no more checks than the limit; a success gives back the
+        account+client reservations (`_clear_credential_failures`).
+
+        A client address the account logged in from within the session lifetime is not
+        counted against the account overall (OWASP Authentication Cheat Sheet, "device
+        cookies", keyed here by address): guesses from many addresses can use that
+        budget up for new clients, never for the owner's known ones, which stay bound by
+        the account+client limit. See docs/security-model.md for the trade-off.
+        """
+        settings, address = self.settings, client.ip_address
+        account = normalize_email(email)
+        await self.rate_limiter.hit(
+            settings.login_rate_limit_per_ip, "login-ip", address or "unknown"
+        )
+        await self.rate_limiter.hit(
+            settings.login_rate_limit_per_account, "login-failures", account, address or "unknown"
+        )
+        if address is None or not await self.cache.get(known_client_key(account, address)):
+            await self.rate_limiter.hit(
+                settings.login_failure_limit_per_account, "login-failures-account", account
+            )
+
+    async def _clear_credential_failures(self, email: str, client: ClientInfo) -> None:
+        """After a right password: the account+client failures are forgotten and the
+        client address becomes a known one of the account (for the session lifetime)."""
+        account, address = normalize_email(email), client.ip_address
+        await self.rate_limiter.clear(
+            self.settings.login_rate_limit_per_account,
+            "login-failures",
+            account,
+            address or "unknown",
+        )
+        if address is not None:
+            ttl = self.settings.session_lifetime_days * 24 * 3600
+            await self.cache.set(known_client_key(account, address), "1", ttl)
 
     async def _limit_email_links(self, email: str, client: ClientInfo) -> None:
         limit = self.settings.email_link_rate_limit
@@ -396,13 +548,22 @@ class AuthService:
         )
 
     async def _revoke(self, db: AsyncSession, sessions: Sequence[AuthSession]) -> None:
+        """End the sessions: revoked in the database, then marked ended in the cache.
+
+        The marker outlives every token of the session: a refresh that committed before
+        the revocation issued a token expiring at most one lifetime from now, and none
+        can commit after it (the compare-and-set requires an unrevoked row).
+        """
         now = utcnow()
         for session in sessions:
             session.revoked_at = now
         await db.commit()
-        lifetime = self.tokens.lifetime
-        for session in sessions:
-            await self._deny(session.current_jti, now + lifetime)
+        await self.mark_sessions_ended([session.id for session in sessions])
+
+    async def mark_sessions_ended(self, session_ids: Sequence[uuid.UUID]) -> None:
+        ttl = int(self.tokens.lifetime.total_seconds()) + self.settings.jwt_leeway_seconds + 1
+        for session_id in session_ids:
+            await self.cache.set(session_ended_key(session_id), "1", ttl)
 
     async def _deny(self, jti: str, expires_at: datetime) -> None:
         remaining = int((expires_at - utcnow()).total_seconds()) + self.settings.jwt_leeway_seconds

@@ -17,7 +17,7 @@ from functools import cache
 from operator import attrgetter
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
     Enum,
@@ -37,6 +37,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.exceptions import ValidationException
 from app.schemas.listing import ListQuery, field_paths
+from app.schemas.request import storable
 
 Filter = Callable[[Any], ColumnElement[bool]]
 
@@ -56,6 +57,17 @@ class RelatedList:
 
     select: Callable[[list[Any]], Select[Any]]
     item_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where a keyset cursor resumes: the sort column, its direction, and the last row's
+    value and id."""
+
+    column: InstrumentedAttribute[Any]
+    descending: bool
+    value: Any
+    id: Any
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,7 @@ class Listing:
 
     # Keyset pagination --------------------------------------------------------
 
-    def _after(self, position: "_Position") -> ColumnElement[bool]:
+    def _after(self, position: _Position) -> ColumnElement[bool]:
         """Rows strictly after `position` in the page order."""
         column, id_column = position.column, self.id_column
         if position.value is None:  # inside the trailing rows without a value
@@ -189,12 +201,17 @@ class Listing:
         payload = json.dumps([sort, _to_json(value), _to_json(id_)], separators=(",", ":"))
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
-    def _decode(self, cursor: str, sort: str, column: InstrumentedAttribute[Any]) -> "_Position":
+    def _decode(self, cursor: str, sort: str, column: InstrumentedAttribute[Any]) -> _Position:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            cursor_sort, value, id_ = json.loads(raw)
+            decoded = json.loads(raw)
         except (ValueError, TypeError, binascii.Error) as error:
             raise ValidationException("The cursor is not one this endpoint issued") from error
+        # Issued as [sort, value, id]: anything else (a JSON string of three characters
+        # would unpack as well) was not issued here.
+        if not (isinstance(decoded, list) and len(decoded) == 3 and isinstance(decoded[0], str)):
+            raise ValidationException("The cursor is not one this endpoint issued")
+        cursor_sort, value, id_ = decoded
         if cursor_sort != sort:
             raise ValidationException(
                 f"The cursor belongs to sort={cursor_sort}; keep the sort order while paging"
@@ -204,16 +221,8 @@ class Listing:
             return _Position(
                 column, sort.startswith("-"), sort_value, _python_value(self.id_column, id_)
             )
-        except ValidationError as error:
+        except ValueError as error:  # pydantic's ValidationError, or a value `storable` refused
             raise ValidationException("The cursor is not one this endpoint issued") from error
-
-
-@dataclass(frozen=True, slots=True)
-class _Position:
-    column: InstrumentedAttribute[Any]
-    descending: bool
-    value: Any
-    id: Any
 
 
 def _beyond(left: Any, right: Any, descending: bool) -> ColumnElement[bool]:
@@ -230,10 +239,12 @@ def _to_json(value: Any) -> Any:
 
 
 def _python_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    """A cursor's JSON value as the column's Python type, checked as a request's would be
+    (`app.schemas.request`): a forged cursor cannot carry what the database refuses."""
     column_type = column.type
     if isinstance(column_type, TypeDecorator):
         column_type = column_type.impl_instance
-    return _adapter(column_type.python_type).validate_python(value)
+    return storable(_adapter(column_type.python_type).validate_python(value))
 
 
 @cache

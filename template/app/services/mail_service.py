@@ -36,11 +36,23 @@ class MailService:
         self.from_email = settings.email_from
         self.from_name = settings.email_from_name
         self.product_name = settings.project_name
+        self.public_url = settings.public_url
 
-    def send_welcome(self, to_email: str, full_name: str | None = None) -> None:
-        """Greet a newly registered user."""
+    def send_welcome(self, to_email: str, link: str) -> None:
+        """Greet a newly registered user and ask them to confirm the address at `link`.
+
+        Nothing the registrant typed is in it: the address is not verified yet, and
+        the service must not carry a stranger's text to it (OWASP ASVS 5.0 V2.4).
+        """
         subject = f"Welcome to {self.product_name}"
-        self._schedule("welcome", to_email, subject, name=full_name or to_email)
+        self._schedule("welcome", to_email, subject, link=link)
+
+    def send_account_exists(self, to_email: str) -> None:
+        """Tell the owner of an address that someone tried to register it again."""
+        subject = f"Your {self.product_name} account"
+        sign_in = f"{self.public_url}/login"
+        reset = f"{self.public_url}/reset-password"
+        self._schedule("account_exists", to_email, subject, sign_in=sign_in, reset=reset)
 
     def send_verification(self, to_email: str, link: str) -> None:
         """Ask the user to confirm their address by opening `link`.

@@ -2,9 +2,12 @@
 every deploy (`python -m app.cli seed`).
 
 It only adds: missing features, actions and permissions; missing default roles, with
-their default grants; and a permission that is new to the database is granted to the
-default roles the catalog gives it to. It never removes or re-grants anything, so the
-grants an administrator changed survive a deploy. Run it once per release (for
+their default grants; a permission that is new to the database is granted to the
+default roles the catalog gives it to; and the `admin` role gets back any of its
+catalog grants it lost, so it always holds every permission (`create-admin` after
+`seed` always makes a full administrator). It never removes anything, and re-grants
+nothing to the other roles, so the grants an administrator changed there survive a
+deploy. Run it once per release (for
 example in the release step), not from every instance at once.
 """
 
@@ -15,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.core.cache import Cache
-from app.core.rbac import ACTIONS, DEFAULT_ROLES, FEATURE_ACTIONS, FEATURES
+from app.core.rbac import ACTIONS, ADMIN_ROLE, DEFAULT_ROLES, FEATURE_ACTIONS, FEATURES
 from app.models import Action, Feature, Permission, Role
 from app.services.user_service import user_service
 
@@ -75,6 +78,8 @@ async def seed(db: AsyncSession, cache: Cache) -> SeedReport:
             db.add(role)
             new_roles += 1
             to_grant = default.permissions
+        elif default.name == ADMIN_ROLE:
+            to_grant = default.permissions - {permission.name for permission in role.permissions}
         else:
             to_grant = default.permissions & new_permissions.keys()
         role.permissions.extend(permissions[name] for name in sorted(to_grant))
@@ -88,6 +93,5 @@ async def seed(db: AsyncSession, cache: Cache) -> SeedReport:
         grants=grants,
     )
     if report.changed:
-        await db.commit()
-        await user_service.invalidate_access(cache)
+        await user_service.commit_access_change(db, cache)
     return report

@@ -1,8 +1,13 @@
 """Roles and their grants; the catalog of features, actions and permissions.
 
-Every change commits first and then makes cached user snapshots stale
-(`user_service.invalidate_access`), so the next request of every affected user runs
-with the new permissions.
+Changing a role changes every holder of the role, so the caller must hold every
+permission the role carries, as well as any it grants or revokes (`_ensure_dominates`):
+a delegated `roles:admin` holder cannot strip the administrators' role, nor edit any
+role above its own level. OWASP API5:2023, ASVS 5.0 V8.2.
+
+Every change makes cached user snapshots stale before and after it commits
+(`user_service.commit_access_change`), so the next request of every affected user runs
+with the new permissions, even when Redis fails right after the commit.
 """
 
 import uuid
@@ -17,7 +22,9 @@ from app.core.rbac import PERMISSIONS
 from app.exceptions import ConflictException, NotFoundException
 from app.models import Action, Feature, Permission, Role
 from app.schemas.rbac import RoleCreate, RoleUpdate
+from app.services.authorization import ensure_can_grant
 from app.services.crud_service import CRUDService
+from app.services.principal import Principal
 from app.services.user_service import user_service
 
 WITH_PERMISSIONS = (selectinload(Role.permissions),)
@@ -47,58 +54,80 @@ class RoleService(CRUDService[Role, RoleCreate, RoleUpdate]):
     async def get_role(self, db: AsyncSession, role_id: uuid.UUID) -> Role:
         return await self.get_by_id(db, role_id, options=WITH_PERMISSIONS)
 
-    async def create_role(self, db: AsyncSession, data: RoleCreate) -> Role:
+    async def create_role(self, db: AsyncSession, data: RoleCreate, granter: Principal) -> Role:
         await self._ensure_name_free(db, data.name)
         permissions = await self._get_permissions(db, data.permissions)
+        ensure_can_grant(granter, data.permissions, what="The role")
         role = Role(name=data.name, description=data.description, permissions=permissions)
         db.add(role)
         await self.commit(db)
         return role
 
     async def update_role(
-        self, db: AsyncSession, cache: Cache, role_id: uuid.UUID, data: RoleUpdate
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        role_id: uuid.UUID,
+        data: RoleUpdate,
+        granter: Principal,
     ) -> Role:
         role = await self.get_role(db, role_id)
+        _ensure_dominates(granter, role, what=f"Role {role.name!r}")
         new_name = data.name if data.name != role.name else None
         if new_name is not None:
             if role.is_system:
                 raise ConflictException(f"{role.name!r} is a system role: it cannot be renamed")
             await self._ensure_name_free(db, new_name)
-        await self.update(db, role, data)
+        for field, value in data.model_dump(exclude_unset=True).items():
+            setattr(role, field, value)
         if new_name is not None:  # snapshots carry role names
-            await user_service.invalidate_access(cache)
+            await user_service.commit_access_change(db, cache)
+        else:
+            await self.commit(db)
         return role
 
-    async def delete_role(self, db: AsyncSession, cache: Cache, role_id: uuid.UUID) -> None:
-        role = await self.get_by_id(db, role_id)
+    async def delete_role(
+        self, db: AsyncSession, cache: Cache, role_id: uuid.UUID, granter: Principal
+    ) -> None:
+        role = await self.get_role(db, role_id)
+        _ensure_dominates(granter, role, what=f"Role {role.name!r}")
         if role.is_system:
             raise ConflictException(f"{role.name!r} is a system role: it cannot be deleted")
         await db.delete(role)  # its grants and user assignments go with it (cascade)
         await user_service.ensure_administrators_remain(db)
-        await self.commit(db)
-        await user_service.invalidate_access(cache)
+        await user_service.commit_access_change(db, cache)
 
     async def grant(
-        self, db: AsyncSession, cache: Cache, role_id: uuid.UUID, permission_name: str
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        role_id: uuid.UUID,
+        permission_name: str,
+        granter: Principal,
     ) -> Role:
         role = await self.get_role(db, role_id)
         [permission] = await self._get_permissions(db, [permission_name])
+        _ensure_dominates(granter, role, permission_name, what=f"Role {role.name!r}")
         if permission not in role.permissions:
             role.permissions.append(permission)
-            await self.commit(db)
-            await user_service.invalidate_access(cache)
+            await user_service.commit_access_change(db, cache)
         return role
 
     async def revoke(
-        self, db: AsyncSession, cache: Cache, role_id: uuid.UUID, permission_name: str
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        role_id: uuid.UUID,
+        permission_name: str,
+        granter: Principal,
     ) -> Role:
         role = await self.get_role(db, role_id)
         [permission] = await self._get_permissions(db, [permission_name])
+        _ensure_dominates(granter, role, permission_name, what=f"Role {role.name!r}")
         if permission in role.permissions:
             role.permissions.remove(permission)
             await user_service.ensure_administrators_remain(db)
-            await self.commit(db)
-            await user_service.invalidate_access(cache)
+            await user_service.commit_access_change(db, cache)
         return role
 
     # Internals ----------------------------------------------------------------
@@ -121,6 +150,11 @@ class RoleService(CRUDService[Role, RoleCreate, RoleUpdate]):
                 f"Permission {missing[0]!r} is not seeded yet: run `python -m app.cli seed`"
             )
         return [by_name[name] for name in names]
+
+
+def _ensure_dominates(granter: Principal, role: Role, *changed: str, what: str) -> None:
+    """403 unless `granter` holds every permission of `role` and every one in `changed`."""
+    ensure_can_grant(granter, [*(p.name for p in role.permissions), *changed], what=what)
 
 
 role_service = RoleService()

@@ -3,7 +3,8 @@ from collections.abc import Collection
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, distinct, func, or_, select
+import structlog
+from sqlalchemy import and_, distinct, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -11,11 +12,28 @@ from app.core.cache import Cache
 from app.core.rbac import split_permission
 from app.core.security import PasswordHasher
 from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
-from app.models import Action, Feature, Permission, Role, User, role_permissions, user_roles
+from app.models import (
+    Action,
+    AuthSession,
+    Feature,
+    File,
+    Permission,
+    Role,
+    User,
+    role_permissions,
+    user_roles,
+)
+from app.models.base import utcnow
 from app.schemas.user import UserCreate, UserListQuery, UserSnapshot, UserUpdate
+from app.services import one_time_tokens
 from app.services.article_service import forget_cached_articles
+from app.services.authorization import ensure_can_grant
 from app.services.crud_service import CRUDService
 from app.services.listing import Listing, RelatedList
+from app.services.principal import Principal
+from app.storage.base import Storage, StorageError
+
+logger = structlog.stdlib.get_logger(__name__)
 
 # Authenticated requests read the user from this cache entry instead of the database;
 # every write to a user below drops it or makes it stale, so the next request sees it.
@@ -109,7 +127,11 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         roles: Collection[str],
         *,
         is_verified: bool = False,
+        granter: Principal | None = None,
     ) -> User:
+        """Create the account with `roles`. With `granter` (an administrator creating it),
+        403 unless the granter holds every permission the roles grant, as for assigning
+        a role (no grant beyond the granter's own permissions); 409 for a taken email."""
         email = normalize_email(data.email)
         if await self.get_by_email(db, email) is not None:
             raise ConflictException("An account with this email already exists")
@@ -120,6 +142,10 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
                 f"roles {sorted(missing)} do not exist: run `python -m app.cli seed`"
                 " or correct DEFAULT_ROLE"
             )
+        if granter is not None:
+            for role in found:
+                grants = await self._role_grants(db, role.id)
+                ensure_can_grant(granter, grants, what=f"Role {role.name!r}")
         user = User(
             email=email,
             hashed_password=await hasher.hash(data.password),
@@ -135,7 +161,14 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
     async def authenticate(
         self, db: AsyncSession, email: str, password: str, hasher: PasswordHasher
     ) -> User:
-        """The user these credentials belong to; the same error (and cost) for every failure."""
+        """The user these credentials belong to; the same error (and cost) for every failure.
+
+        The user row is read, the connection handed back during bcrypt, and the row then
+        read again under a row lock (`lock_unchanged`): a password change, reset,
+        "log out everywhere" or deactivation that committed meanwhile fails the login
+        (401). On success the row stays locked until the caller commits, so the session
+        it opens in that transaction is seen (and ended) by any such change that follows.
+        """
         user = await self.get_by_email(db, email)
         # Hand the connection back before hashing: a queue of logins waiting for bcrypt
         # must not hold the pool that every other request needs.
@@ -143,16 +176,52 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         if user is None:
             await hasher.verify_dummy(password)
             raise UnauthorizedException("Incorrect email or password")
-        if not await hasher.verify(password, user.hashed_password) or not user.is_active:
+        matches, rehashed = await hasher.verify_and_update(password, user.hashed_password)
+        if not matches or not user.is_active:
             raise UnauthorizedException("Incorrect email or password")
+        await self.lock_unchanged(db, user)
+        if rehashed is not None:  # made at another cost or from unnormalised text: renew it
+            user.hashed_password = rehashed
+            await db.flush()
         return user
+
+    async def lock_unchanged(self, db: AsyncSession, user: User) -> None:
+        """Lock the user's row (`SELECT ... FOR UPDATE`, held until the caller commits) and
+        refuse (401, rolled back) if it changed since `user` was read: another hash, no
+        longer active, or any other write (`updated_at` moved: a deactivation undone,
+        "log out everywhere"). Every way sessions end writes the row first, so either it
+        committed before and the login fails here, or it waits for the login's commit
+        and then sees the new session. OWASP ASVS 5.0 V7.4.
+        """
+        current = (
+            await db.execute(
+                select(User.hashed_password, User.is_active, User.updated_at)
+                .where(User.id == user.id)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if current is None or tuple(current) != (user.hashed_password, True, user.updated_at):
+            await db.rollback()
+            raise UnauthorizedException("Incorrect email or password")
+
+    async def touch_credentials(self, db: AsyncSession, user_id: uuid.UUID) -> None:
+        """Write the user row (its `updated_at`), taking its row lock until the caller
+        commits: a login in flight that read the row before fails (`lock_unchanged`),
+        one that locked it first commits its session before this goes on."""
+        await db.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
     async def update_profile(
         self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, data: UserUpdate
     ) -> User:
         user = await self.get_active(db, user_id)
-        await self.update(db, user, data)
-        await self.forget_snapshot(cache, user_id)
+        for field, value in data.model_dump(exclude_unset=True).items():
+            setattr(user, field, value)
+        await self.commit_profile_change(db, cache, user_id)
         if "full_name" in data.model_fields_set:
             await forget_cached_articles(cache)  # cached articles show their author's name
         return user
@@ -167,41 +236,96 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         return await self.get_by_id(db, user_id, options=WITH_ROLES)
 
     async def set_active(
-        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, *, active: bool
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        user_id: uuid.UUID,
+        *,
+        active: bool,
+        actor: Principal,
     ) -> User:
         user = await self.get_with_roles(db, user_id)
+        await self.ensure_outranks(db, actor, user.id)
         user.is_active = active
         if not active:
             await self.ensure_administrators_remain(db)
-        await self.commit(db)
-        await self.invalidate_access(cache)
+        await self.commit_access_change(db, cache)
         return user
 
     async def add_role(
-        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, role_id: uuid.UUID
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        user_id: uuid.UUID,
+        role_id: uuid.UUID,
+        granter: Principal,
     ) -> User:
         user = await self.get_with_roles(db, user_id)
         role = await db.get(Role, role_id)
         if role is None:
             raise NotFoundException("Role not found")
+        ensure_can_grant(granter, await self._role_grants(db, role_id), what=f"Role {role.name!r}")
         if role not in user.roles:
             user.roles.append(role)
-            await self.commit(db)
-            await self.invalidate_access(cache)
+            await self.commit_access_change(db, cache)
         return user
 
     async def remove_role(
-        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID, role_id: uuid.UUID
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        user_id: uuid.UUID,
+        role_id: uuid.UUID,
+        granter: Principal,
     ) -> User:
         user = await self.get_with_roles(db, user_id)
         held = [role for role in user.roles if role.id == role_id]
         if not held:
             raise NotFoundException("The user does not hold this role")
+        # What you could not give, you cannot take away either.
+        grants = await self._role_grants(db, role_id)
+        ensure_can_grant(granter, grants, what=f"Role {held[0].name!r}")
         user.roles.remove(held[0])
         await self.ensure_administrators_remain(db)
-        await self.commit(db)
-        await self.invalidate_access(cache)
+        await self.commit_access_change(db, cache)
         return user
+
+    async def erase(
+        self, db: AsyncSession, cache: Cache, storage: Storage, user_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """Delete the account and everything personal to it: profile, role assignments,
+        sessions, articles and uploaded files (rows and stored objects). Refused (409) for
+        the last active holder of an access-administering permission. Returns the ids of
+        the sessions it had, for the caller to mark ended (their tokens die at once);
+        its reset and verification links die here. GDPR art. 17; OWASP ASVS 5.0 V14.2.
+        """
+        user = await self.get_with_roles(db, user_id)
+        keys = list(await db.scalars(select(File.key).where(File.owner_id == user_id)))
+        sessions = list(
+            await db.scalars(select(AuthSession.id).where(AuthSession.user_id == user_id))
+        )
+        await db.delete(user)  # rows that name the user go with it (ON DELETE CASCADE)
+        await self.ensure_administrators_remain(db)
+        await self.forget_snapshot(cache, user_id)
+        await self.invalidate_access(cache)
+        await self.commit(db)
+        for key in keys:
+            try:
+                await storage.delete(key)
+            except StorageError:
+                logger.error("erased_file_not_deleted", key=key)
+        await self.forget_snapshot(cache, user_id)
+        await self.invalidate_access(cache)
+        await forget_cached_articles(cache)
+        await one_time_tokens.revoke_all(cache, user_id)
+        return sessions
+
+    async def ensure_outranks(self, db: AsyncSession, actor: Principal, user_id: uuid.UUID) -> None:
+        """Refuse (403) to act on a user holding permissions the actor does not hold."""
+        if user_id == actor.user_id:
+            return
+        _, permissions = await self._resolve_access(db, user_id)
+        ensure_can_grant(actor, permissions, what="This user's access")
 
     async def ensure_administrators_remain(self, db: AsyncSession) -> None:
         """Refuse (409, rolled back) the pending change if it takes the last active holder
@@ -219,6 +343,19 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
             raise ConflictException(
                 f"This would leave no active user with {lost[0]!r}; give it to someone else first"
             )
+
+    @staticmethod
+    async def _role_grants(db: AsyncSession, role_id: uuid.UUID) -> list[str]:
+        """The names of the permissions a role grants."""
+        rows = await db.execute(
+            select(Feature.name, Action.name)
+            .select_from(role_permissions)
+            .join(Permission, Permission.id == role_permissions.c.permission_id)
+            .join(Feature, Feature.id == Permission.feature_id)
+            .join(Action, Action.id == Permission.action_id)
+            .where(role_permissions.c.role_id == role_id)
+        )
+        return [f"{feature}:{action}" for feature, action in rows.all()]
 
     @staticmethod
     async def _access_admin_holders(db: AsyncSession) -> dict[str, int]:
@@ -289,6 +426,28 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         rebuild per active user.
         """
         await cache.set(PERMISSIONS_VERSION_KEY, uuid.uuid4().hex)
+
+    async def commit_access_change(self, db: AsyncSession, cache: Cache) -> None:
+        """Commit a change to who may do what, moving the permissions version before the
+        commit as well as after it.
+
+        Moved before: if Redis fails after the commit (the client gets a 503), every
+        snapshot cached before the change is already stale. Moved after: a snapshot
+        rebuilt from the old rows while the commit was under way is made stale too. Redis
+        failing before the commit fails the request with nothing changed.
+        """
+        await self.invalidate_access(cache)
+        await self.commit(db)
+        await self.invalidate_access(cache)
+
+    async def commit_profile_change(
+        self, db: AsyncSession, cache: Cache, user_id: uuid.UUID
+    ) -> None:
+        """Commit a change to the user's own row, dropping their cached snapshot before
+        the commit as well as after it (the reasons of `commit_access_change`)."""
+        await self.forget_snapshot(cache, user_id)
+        await self.commit(db)
+        await self.forget_snapshot(cache, user_id)
 
     async def get_active(self, db: AsyncSession, user_id: uuid.UUID) -> User:
         """The user an access token names, if it still exists and is active."""

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from app.core.resources import Resources
-from tests.helpers import API, create_article, error_of, recorded_queries
+from tests.helpers import API, create_article, error_of, get_page, recorded_queries
 
 ARTICLES = f"{API}/articles"
 
@@ -15,10 +15,7 @@ ARTICLES = f"{API}/articles"
 async def _list(
     client: httpx.AsyncClient, headers: dict[str, str], **params: Any
 ) -> dict[str, Any]:
-    response = await client.get(ARTICLES, headers=headers, params=params)
-    assert response.status_code == 200, response.text
-    page: dict[str, Any] = response.json()
-    return page
+    return await get_page(client, ARTICLES, headers, **params)
 
 
 async def test_fields_returns_only_the_selected_fields(
@@ -174,6 +171,10 @@ async def test_cursor_pages_survive_new_rows(
     [
         ({"cursor": "not-a-cursor"}, "not one this endpoint issued"),
         ({"cursor": "WyItY3JlYXRlZF9hdCIsIngiLCJ5Il0"}, "not one this endpoint issued"),
+        # JSON that is no cursor's shape: a three-letter string ("str"), a longer list
+        ({"cursor": "InN0ciI"}, "not one this endpoint issued"),
+        ({"cursor": "WyJ0aXRsZSIsMSwyLDNd"}, "not one this endpoint issued"),
+        ({"cursor": "WzEsMiwzXQ"}, "not one this endpoint issued"),
     ],
 )
 async def test_bad_cursors_are_refused(

@@ -5,12 +5,20 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
-from tests.helpers import API, UNREACHABLE_REDIS, app_with_cache_at, build_settings, error_of
+from tests.helpers import (
+    API,
+    UNREACHABLE_REDIS,
+    app_with_cache_at,
+    build_settings,
+    error_of,
+    free_port,
+    login_as,
+    upload_file,
+)
 
 HEX_32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -55,6 +63,50 @@ async def test_wrong_method_is_405_with_the_common_shape(
     error_of(response, 405, "method_not_allowed")
 
 
+async def test_a_wildcard_origin_gets_no_credentials(settings: Settings) -> None:
+    """`CORS_ORIGINS=["*"]` (refused in production): any site may read, but never with the
+    user's cookies: the origin is not reflected with `Allow-Credentials`."""
+    app = create_app(settings.model_copy(update={"cors_origins": ["*"]}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(
+            "/health/live", headers={"Origin": "https://evil.example", "Cookie": "session=1"}
+        )
+
+    # Starlette before 1.0 names the caller's origin rather than `*` when a cookie is sent;
+    # either way, without Allow-Credentials a browser keeps the response from the page.
+    assert response.headers["access-control-allow-origin"] in {"*", "https://evil.example"}
+    assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_a_trailing_slash_is_404_not_a_redirect(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{API}/articles/")
+
+    error_of(response, 404, "not_found")
+
+
+async def test_head_is_answered_wherever_get_is(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """RFC 9110, 9.1: the same status and headers as GET, without the body, on every
+    route that serves GET (the file download and the article list included)."""
+    headers = await login_as(client, resources, "admin")
+    upload = await upload_file(client, headers, b"hello head")
+    assert upload.status_code == 201, upload.text
+    for path in ("/articles", "/users/me", f"/files/{upload.json()['id']}/content"):
+        get = await client.get(API + path, headers=headers)
+        head = await client.head(API + path, headers=headers)
+
+        assert head.status_code == get.status_code < 400, path
+        assert head.content == b""
+        for name in ("content-type", "content-length", "location", "ratelimit-limit"):
+            assert head.headers.get(name) == get.headers.get(name), (path, name)
+
+    refused = await client.head(f"{API}/users/me")
+    assert refused.status_code == 401
+    assert refused.content == b""
+
+
 async def test_a_valid_client_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{API}/does-not-exist", headers={"X-Request-ID": "trace-42.a:b"})
 
@@ -94,27 +146,19 @@ async def test_unhandled_exception_is_a_500_without_internals(tmp_path: Path) ->
     assert "RuntimeError" not in response.text
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        ConnectionRefusedError(111, "Connection refused"),
-        OperationalError("SELECT 1", {}, Exception("server closed the connection")),
-    ],
-    ids=["refused", "dropped"],
-)
-async def test_an_unreachable_database_is_a_503_to_retry(
-    settings: Settings, resources: Resources, error: Exception
-) -> None:
-    app = create_app(settings)
-
-    @app.get("/needs-the-database")
-    async def needs_the_database() -> None:
-        raise error
+async def test_an_unreachable_database_is_a_503_to_retry(settings: Settings) -> None:
+    """A PostgreSQL URL where nothing listens: the driver's real refusal, on a route that
+    needs the database. (A connection dropped mid-request, and one terminated inside its
+    transaction, are in test_service_failures.py, on a real PostgreSQL.)"""
+    down = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere"
+    app = create_app(settings.model_copy(update={"database_url": down}))
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get("/needs-the-database")
+            response = await client.post(
+                f"{API}/auth/login", json={"email": "ada@example.com", "password": "x" * 12}
+            )
 
     error_of(response, 503, "service_unavailable")
     assert response.headers["Retry-After"] == "5"

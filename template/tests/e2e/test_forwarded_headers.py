@@ -3,12 +3,16 @@
 The proof is what matters to the service: the address rate limits are counted against.
 """
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI, Request
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.core.config import Settings
 from app.core.resources import Resources
@@ -108,3 +112,37 @@ async def test_proxies_trusted_in_a_chain_are_skipped(
         )
 
     assert echoed.json()["host"] == "203.0.113.9"
+
+
+def _image_environment(name: str) -> str | None:
+    """The value the Dockerfile's ENV gives `name`, if any."""
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    found = re.search(rf'\b{name}=("[^"]*"|\S*)', dockerfile)
+    return None if found is None else found.group(1).strip('"')
+
+
+async def test_uvicorn_started_any_way_in_the_image_trusts_no_forwarded_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `uvicorn app.main:app` or `fastapi run` (no --no-proxy-headers) wrap the app in
+    # uvicorn's own ProxyHeadersMiddleware, trusting FORWARDED_ALLOW_IPS (127.0.0.1 when
+    # unset). The image sets it so that nobody is trusted (issue #17, second review,
+    # finding 6): a local client cannot choose its address with X-Forwarded-For.
+    value = _image_environment("FORWARDED_ALLOW_IPS")
+    assert value is not None, "the Dockerfile must set FORWARDED_ALLOW_IPS"
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
+    config = uvicorn.Config("app.main:app")  # what `uvicorn app.main:app` builds
+    echo = FastAPI()
+
+    @echo.get("/client")
+    def client_address(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    # In front of the app, as uvicorn puts it when proxy headers are on.
+    echo.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.forwarded_allow_ips)
+    transport = httpx.ASGITransport(app=echo, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as local:
+        answer = await local.get("/client", headers={"X-Forwarded-For": "203.0.113.9"})
+
+    assert config.proxy_headers  # uvicorn's default: its middleware is in front
+    assert answer.json() == "127.0.0.1"

@@ -1,6 +1,7 @@
 """Ownership of articles: a draft is hidden (404) from everyone but its author and
 editors, so guessing ids reveals nothing; a published article is visible to all readers
-and changed only by its author or an editor (403 for the rest)."""
+and changed only by its author or an editor (403 for the rest). Editors do it with
+`articles:moderate`, not with a `feature:admin` permission (issue #17)."""
 
 import httpx
 
@@ -53,14 +54,23 @@ async def test_editors_see_every_draft_and_may_change_any_article(
     alice = await login_as(client, resources, "author")
     editor = await login_as(client, resources, "editor")
     draft = await create_article(client, alice, "A")
-    url = f"{ARTICLES}/{draft['id']}"
+    other_draft = await create_article(client, alice, "B")
+    url, other_url = f"{ARTICLES}/{draft['id']}", f"{ARTICLES}/{other_draft['id']}"
+    held = (await client.get(f"{API}/users/me", headers=editor)).json()["permissions"]
+    assert "articles:moderate" in held
+    assert [name for name in held if name.endswith(":admin")] == []
 
-    listed = await client.get(ARTICLES, headers=editor)
+    read = await client.get(url, headers=editor)
+    listed = await client.get(f"{ARTICLES}?sort=title", headers=editor)
     edited = await client.patch(url, headers=editor, json={"title": "Edited"})
     published = await client.post(f"{url}/publish", headers=editor)
+    deleted = await client.delete(other_url, headers=editor)
 
-    assert [item["id"] for item in listed.json()["items"]] == [draft["id"]]
+    assert read.json()["status"] == "draft"
+    assert [item["id"] for item in listed.json()["items"]] == [draft["id"], other_draft["id"]]
     assert edited.json()["title"] == "Edited"
     assert edited.json()["author_id"] == draft["author_id"]
     assert published.json()["status"] == "published"
+    assert deleted.status_code == 204
+    error_of(await client.get(other_url, headers=alice), 404, "not_found")
     assert (await client.delete(url, headers=editor)).status_code == 204

@@ -1,12 +1,11 @@
 """Login is rate limited per account and per client IP, with 429 and Retry-After."""
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.core.resources import Resources
-from tests.helpers import API, error_of, register_user, unique_email
+from tests.helpers import API, client_from, error_of, register_user, unique_email
 
 
 @pytest.fixture
@@ -16,15 +15,10 @@ def strict_login_limits(resources: Resources, monkeypatch: pytest.MonkeyPatch) -
     return resources.settings
 
 
-def _client_from(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-
 async def test_login_attempts_per_account_are_limited(
     app: FastAPI, strict_login_limits: Settings
 ) -> None:
-    async with _client_from(app, "198.51.100.1") as client:
+    async with client_from(app, "198.51.100.1") as client:
         user = await register_user(client)
         attempts = [
             await client.post(
@@ -43,7 +37,7 @@ async def test_login_attempts_per_account_are_limited(
 async def test_login_attempts_per_ip_are_limited_across_accounts(
     app: FastAPI, strict_login_limits: Settings
 ) -> None:
-    async with _client_from(app, "198.51.100.2") as client:
+    async with client_from(app, "198.51.100.2") as client:
         statuses = [
             (
                 await client.post(
@@ -52,7 +46,7 @@ async def test_login_attempts_per_ip_are_limited_across_accounts(
             ).status_code
             for _ in range(6)
         ]
-    async with _client_from(app, "198.51.100.3") as other_client:
+    async with client_from(app, "198.51.100.3") as other_client:
         elsewhere = await other_client.post(
             f"{API}/auth/login", json={"email": unique_email(), "password": "guess-it"}
         )

@@ -195,6 +195,9 @@ async def test_deactivation_locks_a_user_out_at_once(
     error_of(await client.get(f"{API}/users/me", headers=headers), 401, "unauthorized")
     activated = await client.post(f"{API}/users/{user['id']}/activate", headers=admin)
     assert activated.json()["is_active"] is True
-    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+    # Issue #17 (8): deactivation ended the sessions; reactivating does not revive them.
+    error_of(await client.get(f"{API}/users/me", headers=headers), 401, "unauthorized")
+    fresh = await login(client, user["email"])
+    assert (await client.get(f"{API}/users/me", headers=fresh)).status_code == 200
     unknown = await client.post(f"{API}/users/{uuid.uuid4()}/deactivate", headers=admin)
     error_of(unknown, 404, "not_found")

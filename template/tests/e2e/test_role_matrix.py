@@ -3,6 +3,10 @@
 Article rows act on articles of another user (the owner), so they show both the
 permission a route needs and the ownership rules behind it: someone else's draft is
 404 for whoever may not see it, a visible article they may not change is 403.
+
+Rows that change something also check the change in the database: made when the
+answer is a success, not made otherwise (a 200 that did nothing, or a 403 after the
+write, both fail).
 """
 
 import uuid
@@ -11,9 +15,12 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from app.core.resources import Resources
-from app.models import Article, ArticleStatus, User
+from app.models import Article, ArticleStatus, Role, User
 from app.models.base import utcnow
 from tests.helpers import API, create_user, login_as, role_id, unique_email
 
@@ -31,6 +38,8 @@ class World:
 
 
 Call = Callable[[httpx.AsyncClient, dict[str, str], World], Awaitable[httpx.Response]]
+# Whether the row's change is in the database.
+Effect = Callable[[AsyncSession, World], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,55 @@ class Row:
     call: Call
     # Expected status for admin, editor, author, viewer, anonymous.
     expected: tuple[int, int, int, int, int]
+    effect: Effect | None = None
+
+
+async def _article(db: AsyncSession, article_id: str) -> Article | None:
+    return await db.get(Article, uuid.UUID(article_id))
+
+
+async def _created(db: AsyncSession, _: World) -> bool:
+    return await db.scalar(select(func.count()).where(Article.title == "T")) == 1
+
+
+async def _edited(db: AsyncSession, world: World) -> bool:
+    article = await _article(db, world.published_id)
+    return article is not None and article.title == "X"
+
+
+async def _deleted(db: AsyncSession, world: World) -> bool:
+    return await _article(db, world.published_id) is None
+
+
+async def _published(db: AsyncSession, world: World) -> bool:
+    article = await _article(db, world.draft_id)
+    return article is not None and article.status == ArticleStatus.PUBLISHED
+
+
+async def _deactivated(db: AsyncSession, world: World) -> bool:
+    return (
+        await db.scalar(select(User.is_active).where(User.id == uuid.UUID(world.user_id))) is False
+    )
+
+
+async def _given_role(db: AsyncSession, world: World) -> bool:
+    user = await db.scalar(
+        select(User).where(User.id == uuid.UUID(world.user_id)).options(selectinload(User.roles))
+    )
+    return user is not None and any(str(role.id) == world.viewer_role_id for role in user.roles)
+
+
+async def _role_created(db: AsyncSession, _: World) -> bool:
+    return await db.scalar(select(func.count()).where(Role.name == "reviewer")) == 1
+
+
+async def _granted(db: AsyncSession, world: World) -> bool:
+    role = await db.scalar(
+        select(Role)
+        .where(Role.id == uuid.UUID(world.viewer_role_id))
+        .options(selectinload(Role.permissions))
+    )
+    return role is not None and "articles:write" in {p.name for p in role.permissions}
 
 
 ROWS = [
@@ -56,6 +114,7 @@ ROWS = [
         "create article",
         lambda c, h, w: c.post(f"{API}/articles", headers=h, json={"title": "T", "content": "C"}),
         (201, 201, 201, 403, 401),
+        _created,
     ),
     Row(
         "read published",
@@ -71,27 +130,32 @@ ROWS = [
         "edit other's published",
         lambda c, h, w: c.patch(f"{API}/articles/{w.published_id}", headers=h, json={"title": "X"}),
         (200, 200, 403, 403, 401),
+        _edited,
     ),
     Row(
         "delete other's published",
         lambda c, h, w: c.delete(f"{API}/articles/{w.published_id}", headers=h),
         (204, 204, 403, 403, 401),
+        _deleted,
     ),
     Row(
         "publish other's draft",
         lambda c, h, w: c.post(f"{API}/articles/{w.draft_id}/publish", headers=h),
         (200, 200, 404, 403, 401),
+        _published,
     ),
     Row("list users", lambda c, h, w: c.get(f"{API}/users", headers=h), (200, 200, 403, 403, 401)),
     Row(
         "deactivate a user",
         lambda c, h, w: c.post(f"{API}/users/{w.user_id}/deactivate", headers=h),
         (200, 403, 403, 403, 401),
+        _deactivated,
     ),
     Row(
         "give a user a role",
         lambda c, h, w: c.put(f"{API}/users/{w.user_id}/roles/{w.viewer_role_id}", headers=h),
         (200, 403, 403, 403, 401),
+        _given_role,
     ),
     Row(
         "list roles",
@@ -107,6 +171,7 @@ ROWS = [
         "create a role",
         lambda c, h, w: c.post(f"{API}/rbac/roles", headers=h, json={"name": "reviewer"}),
         (201, 403, 403, 403, 401),
+        _role_created,
     ),
     Row(
         "grant a permission",
@@ -114,6 +179,7 @@ ROWS = [
             f"{API}/rbac/roles/{w.viewer_role_id}/permissions/articles:write", headers=h
         ),
         (200, 403, 403, 403, 401),
+        _granted,
     ),
 ]
 
@@ -149,5 +215,10 @@ async def test_role_matrix(client: httpx.AsyncClient, resources: Resources, role
         response = await row.call(client, headers, world)
         if response.status_code != row.expected[column]:
             wrong.append(f"{row.name}: {response.status_code}, expected {row.expected[column]}")
+        if row.effect is not None:
+            async with resources.session_factory() as db:
+                changed = await row.effect(db, world)
+            if changed != response.is_success:
+                wrong.append(f"{row.name}: answered {response.status_code}, changed: {changed}")
 
     assert wrong == [], f"{role} got unexpected answers"

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 import uuid
 
 import httpx
@@ -9,17 +10,21 @@ import jwt
 import pytest
 
 from app.core.resources import Resources
+from app.services.auth_service import denylist_key, session_ended_key
 from app.services.user_service import user_service
 from tests.helpers import (
     API,
     DEFAULT_PASSWORD,
+    NEW_PASSWORD,
     AppFactory,
     LoggedIn,
+    administrator,
     error_of,
     login_session,
     refresh,
     refreshed,
     register_user,
+    seconds_to_live,
 )
 
 
@@ -64,7 +69,7 @@ async def test_replaying_an_old_token_revokes_the_session(
     replay = await refresh(client, session)
 
     error = error_of(replay, 401, "unauthorized")
-    assert "revoked" in error["message"]
+    assert error["message"] == "This token was already used to refresh; session revoked"
     # The whole session is gone: the newest token and a further refresh both fail.
     error_of(await _me(client, renewed), 401)
     error_of(await refresh(client, renewed), 401)
@@ -79,7 +84,10 @@ async def test_two_racing_refreshes_rotate_exactly_once(client: httpx.AsyncClien
     assert statuses == [200, 409], [response.text for response in responses]
     winner = next(response for response in responses if response.status_code == 200)
     loser = next(response for response in responses if response.status_code == 409)
-    error_of(loser, 409, "conflict")
+    conflict = error_of(loser, 409, "conflict")
+    assert conflict["message"] == (
+        "The session was refreshed by a concurrent request; use the token that request received"
+    )
     # The loser does not cost the user the session: the winner's token keeps working.
     renewed = refreshed(winner)
     assert (await _me(client, renewed)).status_code == 200
@@ -117,8 +125,10 @@ async def test_refresh_refuses_a_wrong_secret_or_a_foreign_token(client: httpx.A
     wrong_secret = LoggedIn(**{**vars(mine), "session_secret": "guessed"})
     foreign_token = LoggedIn(**{**vars(mine), "access_token": theirs.access_token})
 
-    error_of(await refresh(client, wrong_secret), 401)
-    error_of(await refresh(client, foreign_token), 401)
+    wrong = error_of(await refresh(client, wrong_secret), 401)
+    assert wrong["message"] == "Invalid session"
+    foreign = error_of(await refresh(client, foreign_token), 401)
+    assert foreign["message"] == "The access token does not belong to this session"
     assert (await refresh(client, mine)).status_code == 200
 
 
@@ -129,7 +139,7 @@ async def test_logout_makes_the_access_token_fail_at_once(client: httpx.AsyncCli
 
     assert response.status_code == 204
     error = error_of(await _me(client, session), 401)
-    assert "revoked" in error["message"]
+    assert error["message"] == "The access token has been revoked"
     error_of(await refresh(client, session), 401)
 
 
@@ -142,8 +152,10 @@ async def test_logout_all_ends_every_session(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 204
     for session in (first, second):
-        error_of(await _me(client, session), 401)
-        error_of(await refresh(client, session), 401)
+        ended = error_of(await _me(client, session), 401)
+        assert ended["message"] == "The session has ended; log in again"
+        not_renewed = error_of(await refresh(client, session), 401)
+        assert not_renewed["message"] == "The session has ended; log in again"
 
 
 async def test_sessions_are_listed_and_revocable_by_their_owner_only(
@@ -156,13 +168,16 @@ async def test_sessions_are_listed_and_revocable_by_their_owner_only(
 
     listed = await client.get(f"{API}/auth/sessions", headers=first.headers)
     assert listed.status_code == 200
+    # The most recently used first.
+    assert [item["id"] for item in listed.json()] == [second.session_id, first.session_id]
     sessions = {item["id"]: item for item in listed.json()}
     assert set(sessions) == {first.session_id, second.session_id}
     assert sessions[first.session_id]["current"] is True
     assert sessions[second.session_id]["current"] is False
 
     url = f"{API}/auth/sessions/{second.session_id}"
-    error_of(await client.delete(url, headers=stranger.headers), 404, "not_found")
+    missing = error_of(await client.delete(url, headers=stranger.headers), 404, "not_found")
+    assert missing["message"] == "Session not found"
     assert (await _me(client, second)).status_code == 200
 
     assert (await client.delete(url, headers=first.headers)).status_code == 204
@@ -180,13 +195,15 @@ async def test_changing_the_password_ends_every_session(client: httpx.AsyncClien
     wrong = await client.post(
         f"{API}/auth/password",
         headers=first.headers,
-        json={"current_password": "not-it", "new_password": "a brand new passphrase"},
+        json={"current_password": "not-it", "new_password": NEW_PASSWORD},
     )
-    error_of(wrong, 401)
+    # Not a 401: the session is fine, and clients read 401 as "logged out".
+    error_of(wrong, 400, "incorrect_password")
+    assert (await _me(client, first)).status_code == 200
     changed = await client.post(
         f"{API}/auth/password",
         headers=first.headers,
-        json={"current_password": DEFAULT_PASSWORD, "new_password": "a brand new passphrase"},
+        json={"current_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD},
     )
 
     assert changed.status_code == 204
@@ -196,7 +213,7 @@ async def test_changing_the_password_ends_every_session(client: httpx.AsyncClien
         f"{API}/auth/login", json={"email": user["email"], "password": DEFAULT_PASSWORD}
     )
     error_of(old, 401)
-    assert (await login_session(client, user["email"], "a brand new passphrase")).session_id
+    assert (await login_session(client, user["email"], NEW_PASSWORD)).session_id
 
 
 async def test_a_deactivated_user_is_refused_on_the_next_request(
@@ -207,10 +224,110 @@ async def test_a_deactivated_user_is_refused_on_the_next_request(
 
     async with resources.session_factory() as db:
         me = (await _me(client, session)).json()
-        await user_service.set_active(db, resources.cache, uuid.UUID(me["id"]), active=False)
+        await user_service.set_active(
+            db, resources.cache, uuid.UUID(me["id"]), active=False, actor=administrator()
+        )
 
-    error_of(await _me(client, session), 401)
+    refused = error_of(await _me(client, session), 401)
+    assert refused["message"] == "User is inactive or no longer exists"
     error_of(await refresh(client, session), 401)
+
+
+async def test_an_ended_session_is_marked_for_as_long_as_its_tokens_could_live(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """Not forever (the cache would fill up), and not shorter than a token's lifetime
+    plus the leeway (one more second for the rounding)."""
+    session = await _user_session(client)
+    assert (await client.post(f"{API}/auth/logout", headers=session.headers)).status_code == 204
+
+    marked = await seconds_to_live(
+        resources.cache, session_ended_key(uuid.UUID(session.session_id))
+    )
+
+    settings = resources.settings
+    longest = settings.access_token_expire_minutes * 60 + settings.jwt_leeway_seconds + 1
+    assert marked is not None
+    assert longest - 1.5 < marked <= longest
+
+
+async def test_a_replaced_token_is_denied_for_as_long_as_it_could_be_accepted(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """Its lifetime plus the leeway, from the refresh that replaced it."""
+    session = await _user_session(client)
+    replaced = jwt.decode(session.access_token, options={"verify_signature": False})
+
+    refreshed(await refresh(client, session))
+
+    denied = await seconds_to_live(resources.cache, denylist_key(replaced["jti"]))
+    longest = replaced["exp"] - time.time() + resources.settings.jwt_leeway_seconds
+    assert denied is not None
+    assert longest - 1.5 < denied <= longest + 0.1
+
+
+@pytest.mark.parametrize("seconds_left", [0, 1])
+async def test_a_token_at_the_end_of_its_leeway_is_denied_for_what_is_left(
+    client: httpx.AsyncClient, resources: Resources, seconds_left: int
+) -> None:
+    """Refreshed with a token past its expiry: with a second of leeway left it is denied
+    for that second; with none, it needs no entry (one kept for 0 s is an error on Redis)."""
+    settings = resources.settings
+    for _ in range(3):  # until a refresh runs within one whole second, as planned
+        session = await _user_session(client)
+        claims = jwt.decode(session.access_token, options={"verify_signature": False})
+        await asyncio.sleep(1 - time.time() % 1)  # just past a whole second
+        second = int(time.time())
+        claims["exp"] = second - settings.jwt_leeway_seconds + seconds_left
+        claims["iat"] = claims["exp"] - 60
+        late = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm="HS256")
+        response = await refresh(client, LoggedIn(**{**vars(session), "access_token": late}))
+        if int(time.time()) == second:
+            break
+    else:
+        pytest.fail("no refresh ran within one second (a very busy machine)")
+
+    assert response.status_code == 200, response.text
+    key = denylist_key(claims["jti"])
+    if seconds_left:
+        denied = await seconds_to_live(resources.cache, key)
+        assert denied is not None
+        assert 0 < denied <= seconds_left
+    else:
+        assert await resources.cache.get(key) is None
+
+
+async def test_a_token_whose_claims_name_no_user_is_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """Signed with the service's key, but its subject is not a user id."""
+    session = await _user_session(client)
+    claims = jwt.decode(session.access_token, options={"verify_signature": False})
+    claims["sub"] = "not-a-user-id"
+    odd = jwt.encode(claims, resources.settings.secret_key.get_secret_value(), algorithm="HS256")
+
+    response = await _me(client, LoggedIn(**{**vars(session), "access_token": odd}))
+
+    assert error_of(response, 401)["message"] == "Invalid access token"
+
+
+async def test_sessions_list_the_client_as_it_logged_in(client: httpx.AsyncClient) -> None:
+    """Its address, and its user agent cut to 255 characters, or none if it sent none."""
+    user = await register_user(client)
+    for agent in ("", "x" * 300):
+        response = await client.post(
+            f"{API}/auth/login",
+            json={"email": user["email"], "password": DEFAULT_PASSWORD},
+            headers={"User-Agent": agent},
+        )
+        assert response.status_code == 200, response.text
+    session = await login_session(client, user["email"])
+
+    listed = (await client.get(f"{API}/auth/sessions", headers=session.headers)).json()
+
+    agents = sorted(str(item["user_agent"]) for item in listed)
+    assert agents == sorted(["None", "x" * 255, f"python-httpx/{httpx.__version__}"])
+    assert {item["ip_address"] for item in listed} == {"127.0.0.1"}
 
 
 @pytest.mark.skipif(

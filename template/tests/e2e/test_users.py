@@ -1,9 +1,12 @@
+import uuid
+
 import httpx
 import pytest
 from sqlalchemy import update
 
 from app.core.resources import Resources
 from app.models import User
+from app.services.user_service import user_service
 from tests.helpers import API, error_of, login, register_user
 
 
@@ -44,6 +47,8 @@ async def test_token_of_a_deactivated_user_is_refused(
     async with resources.session_factory() as db:
         await db.execute(update(User).where(User.email == user["email"]).values(is_active=False))
         await db.commit()
+    # What every write through the service does: the next request reads the user again.
+    await user_service.forget_snapshot(resources.cache, uuid.UUID(user["id"]))
 
     response = await client.get(f"{API}/users/me", headers=headers)
 

@@ -29,7 +29,7 @@ def broken_email(app: FastAPI, unreachable_email_provider: EmailProvider) -> Ite
     app.dependency_overrides.pop(get_email_provider)
 
 
-async def test_registering_sends_a_welcome_email(
+async def test_registering_sends_a_welcome_email_with_a_verification_link(
     client: httpx.AsyncClient, outbox: list[RecordedEmail]
 ) -> None:
     email = unique_email("welcome")
@@ -37,12 +37,28 @@ async def test_registering_sends_a_welcome_email(
 
     response = await client.post(f"{API}/auth/register", json=payload)
 
-    assert response.status_code == 201
+    assert response.status_code == 202
     [message] = outbox
     assert message.recipients == [email]
-    assert "Ada &lt;b&gt;L&lt;/b&gt;" in message.html
+    assert "/verify-email?token=" in message.html
     assert message.text is not None
-    assert "Ada <b>L</b>" in message.text
+    assert "/verify-email?token=" in message.text
+
+
+async def test_the_welcome_email_carries_no_text_the_registrant_chose(
+    client: httpx.AsyncClient, outbox: list[RecordedEmail]
+) -> None:
+    """Issue #17 (14): the address is unverified; the service must not carry a
+    stranger's words to it."""
+    lure = "Security alert: your account is locked, confirm at http://evil.example"
+    payload = {"email": unique_email("victim"), "password": DEFAULT_PASSWORD, "full_name": lure}
+
+    await client.post(f"{API}/auth/register", json=payload)
+
+    [message] = outbox
+    for body in (message.html, message.text or "", message.subject):
+        assert "evil.example" not in body
+        assert "Security alert" not in body
 
 
 @pytest.mark.usefixtures("broken_email")
@@ -56,7 +72,7 @@ async def test_a_failed_delivery_is_logged_and_registration_still_succeeds(
             f"{API}/auth/register", json=payload, headers={"X-Request-ID": "welcome-fail-1"}
         )
 
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     [failure] = logged_events(caplog, "email_delivery_failed")
     assert failure["request_id"] == "welcome-fail-1"
     assert failure["template"] == "welcome"

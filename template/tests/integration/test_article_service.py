@@ -39,7 +39,7 @@ async def stranger(db_session: AsyncSession, resources: Resources) -> Principal:
 @pytest.fixture
 async def editor(db_session: AsyncSession, resources: Resources) -> Principal:
     user = await create_user(db_session, resources.password_hasher, full_name="Editor")
-    return principal_for(user, "articles:admin")
+    return principal_for(user, "articles:moderate")
 
 
 async def _draft(
@@ -149,7 +149,7 @@ async def test_list_visible_shows_published_articles_and_own_drafts(
     assert page["total"] == 2
 
 
-async def test_articles_admin_sees_every_draft_and_may_change_any_article(
+async def test_articles_moderate_sees_every_draft_and_may_change_any_article(
     db_session: AsyncSession, cache: Cache, author: Principal, editor: Principal
 ) -> None:
     draft = await _draft(db_session, cache, author)

@@ -1,5 +1,7 @@
 """The mail service: renders, schedules and delivers through the variant's real provider."""
 
+from email.utils import parseaddr
+
 import pytest
 from fastapi import BackgroundTasks
 
@@ -24,16 +26,16 @@ def mailer(
 async def test_nothing_is_sent_until_the_scheduled_tasks_run(
     mailer: MailService, tasks: BackgroundTasks, outbox: list[RecordedEmail]
 ) -> None:
-    mailer.send_welcome("ada@example.com", "Ada")
+    mailer.send_welcome("ada@example.com", "https://app.example.com/verify?token=w1")
 
     assert outbox == []
     await tasks()
     [message] = outbox
     assert message.recipients == ["ada@example.com"]
     assert message.subject.startswith("Welcome to ")
-    assert "Hello Ada," in message.html
+    assert "https://app.example.com/verify?token=w1" in message.html
     assert message.text is not None
-    assert "Hello Ada," in message.text
+    assert "https://app.example.com/verify?token=w1" in message.text
 
 
 async def test_verification_and_reset_emails_carry_the_link(
@@ -56,9 +58,29 @@ async def test_verification_and_reset_emails_carry_the_link(
 async def test_the_sender_comes_from_the_settings(
     mailer: MailService, tasks: BackgroundTasks, outbox: list[RecordedEmail], resources: Resources
 ) -> None:
-    mailer.send_welcome("ada@example.com")
+    mailer.send_account_exists("ada@example.com")
     await tasks()
 
     [message] = outbox
     settings = resources.settings
-    assert message.sender == f"{settings.email_from_name} <{settings.email_from}>"
+    # The From header is RFC 5322: a name with "," or '"' is quoted, so compare it parsed.
+    assert parseaddr(message.sender) == (settings.email_from_name, settings.email_from)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['The "Best" Shop', "Acme, Inc.", 'Back\\slash "quoted"', "東京ショップ", "Сервис заказов"],
+)
+async def test_the_senders_name_arrives_as_written(
+    app_email_provider: EmailProvider,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    resources: Resources,
+    name: str,
+) -> None:
+    settings = resources.settings.model_copy(update={"email_from_name": name})
+    MailService(app_email_provider, tasks, settings).send_account_exists("ada@example.com")
+    await tasks()
+
+    [message] = outbox
+    assert parseaddr(message.sender) == (name, settings.email_from)

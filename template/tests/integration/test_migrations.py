@@ -12,13 +12,26 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import DateTime, Executable, Uuid, column, insert, inspect, select, table
+from sqlalchemy import (
+    DateTime,
+    Executable,
+    Uuid,
+    column,
+    delete,
+    insert,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.models import Base, Role, user_roles
+from app.cli import main
+from app.core.rbac import DEFAULT_ROLES
+from app.models import Action, Base, Feature, Permission, Role, role_permissions, user_roles
 from app.models.base import utcnow
+from tests.helpers import build_settings
 from tests.integration.databases import alembic_config, empty_database
 
 
@@ -71,6 +84,132 @@ async def _run(database_url: str, statement: Executable) -> list[Any]:
         rows = list(result.scalars()) if result.returns_rows else []
     await engine.dispose()
     return rows
+
+
+def _execute(database_url: str, *statements: Executable) -> None:
+    for statement in statements:
+        asyncio.run(_run(database_url, statement))
+
+
+def _grants(database_url: str) -> dict[str, set[str]]:
+    """Each role's permissions, as names, read straight from the tables."""
+
+    async def read() -> dict[str, set[str]]:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(Role.name, Feature.name, Action.name)
+                .select_from(Role)
+                .outerjoin(role_permissions, role_permissions.c.role_id == Role.id)
+                .outerjoin(Permission, Permission.id == role_permissions.c.permission_id)
+                .outerjoin(Feature, Feature.id == Permission.feature_id)
+                .outerjoin(Action, Action.id == Permission.action_id)
+            )
+            grants: dict[str, set[str]] = {}
+            for role, feature, action in rows:
+                held = grants.setdefault(role, set())
+                if feature is not None:
+                    held.add(f"{feature}:{action}")
+        await engine.dispose()
+        return grants
+
+    return asyncio.run(read())
+
+
+def _permission(feature: str, action: str) -> Any:
+    return (
+        select(Permission.id)
+        .join(Feature, Feature.id == Permission.feature_id)
+        .join(Action, Action.id == Permission.action_id)
+        .where(Feature.name == feature, Action.name == action)
+        .scalar_subquery()
+    )
+
+
+def _grant(role: str, feature: str, action: str) -> Executable:
+    role_id = select(Role.id).where(Role.name == role).scalar_subquery()
+    return insert(role_permissions).values(
+        role_id=role_id, permission_id=_permission(feature, action)
+    )
+
+
+def _revoke(role: str, feature: str, action: str) -> Executable:
+    role_id = select(Role.id).where(Role.name == role).scalar_subquery()
+    return delete(role_permissions).where(
+        role_permissions.c.role_id == role_id,
+        role_permissions.c.permission_id == _permission(feature, action),
+    )
+
+
+def _seed(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`python -m app.cli seed`, as `make migrate` runs it after upgrading; its output."""
+    capsys.readouterr()
+    assert main(["seed"], settings=build_settings(database_url=database_url)) == 0
+    return capsys.readouterr().out
+
+
+# The editor role as 0004 gave it until 0006: `articles:admin`, the feature's wildcard.
+EDITOR_BEFORE_0006 = {"articles:admin", "files:read", "files:write", "files:delete", "users:read"}
+DEFAULT_GRANTS = {role.name: set(role.permissions) for role in DEFAULT_ROLES}
+
+
+def test_0006_moves_editors_from_articles_admin_to_moderate_and_back(
+    empty_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "0005")
+
+    # 0005 as an earlier release left it: no `moderate` anywhere, editors administer.
+    before = _grants(empty_database_url)
+    assert before["editor"] == EDITOR_BEFORE_0006
+    assert not any(name.endswith(":moderate") for held in before.values() for name in held)
+    moderate = select(Action.id).where(Action.name == "moderate")
+    assert asyncio.run(_run(empty_database_url, moderate)) == []
+
+    command.upgrade(config, "head")
+
+    editor = _grants(empty_database_url)["editor"]
+    assert {"articles:moderate"} <= editor
+    assert "articles:admin" not in editor
+    # The seed adds only what later features bring (none in the template as generated),
+    # and then the default roles hold exactly the catalog's sets; seeding again adds nothing.
+    _seed(empty_database_url, capsys)
+    assert _grants(empty_database_url) == DEFAULT_GRANTS
+    assert "Nothing to seed" in _seed(empty_database_url, capsys)
+    command.downgrade(config, "0005")
+    assert _grants(empty_database_url)["editor"] == EDITOR_BEFORE_0006
+
+
+def test_0006_keeps_what_administrators_chose_and_its_downgrade_widens_nothing(
+    empty_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "0005")
+    now = utcnow()
+    reviewer = {"id": uuid.uuid4(), "name": "reviewer", "is_system": False}
+    _execute(
+        empty_database_url,
+        _revoke("editor", "files", "delete"),
+        insert(Role).values(**reviewer, created_at=now, updated_at=now),
+        _grant("reviewer", "files", "admin"),
+    )
+
+    command.upgrade(config, "head")
+    _seed(empty_database_url, capsys)
+
+    grants = _grants(empty_database_url)
+    assert grants["editor"] == DEFAULT_GRANTS["editor"] - {"files:delete"}  # the seed kept it
+    assert grants["reviewer"] == {"files:admin"}  # an administrator's choice, not a default
+    _execute(empty_database_url, _grant("reviewer", "articles", "moderate"))
+
+    command.downgrade(config, "0005")
+
+    grants = _grants(empty_database_url)
+    assert grants["editor"] == EDITOR_BEFORE_0006 - {"files:delete"}
+    assert grants["reviewer"] == {"files:admin"}  # lost `moderate`, gained no `admin`
+    command.upgrade(config, "head")  # and up again
 
 
 def test_existing_users_keep_their_abilities_as_authors(empty_database_url: str) -> None:

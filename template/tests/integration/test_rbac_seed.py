@@ -11,6 +11,7 @@ from app.models import Action, Feature, Permission, Role
 from app.services.rbac_seed import SeedReport, seed
 from app.services.role_service import role_service
 from app.services.user_service import PERMISSIONS_VERSION_KEY
+from tests.helpers import administrator
 
 
 async def _grants(db: AsyncSession) -> dict[str, set[str]]:
@@ -44,7 +45,7 @@ async def test_a_new_permission_reaches_its_default_roles_but_revocations_stay(
     await db_session.execute(delete(Permission).where(Permission.id.in_(publish)))
     await db_session.commit()
     viewer_id = await _role_id(db_session, "viewer")
-    await role_service.revoke(db_session, resources.cache, viewer_id, "files:read")
+    await role_service.revoke(db_session, resources.cache, viewer_id, "files:read", administrator())
     version = await resources.cache.get(PERMISSIONS_VERSION_KEY)
 
     report = await seed(db_session, resources.cache)
@@ -78,3 +79,20 @@ async def _role_id(db: AsyncSession, name: str) -> uuid.UUID:
     found = await db.scalar(select(Role.id).where(Role.name == name))
     assert found is not None
     return found
+
+
+async def test_the_seed_gives_the_admin_role_back_every_permission(
+    db_session: AsyncSession, resources: Resources
+) -> None:
+    # However the admin role lost a permission (an older release let a delegated
+    # administrator strip it), the next seed (and so `create-admin`) gives it back: the
+    # admin role always holds every permission of the catalog.
+    admin_id = await _role_id(db_session, "admin")
+    await role_service.revoke(db_session, resources.cache, admin_id, "roles:admin", administrator())
+    await role_service.revoke(db_session, resources.cache, admin_id, "users:admin", administrator())
+
+    report = await seed(db_session, resources.cache)
+
+    assert report.grants == 2
+    admin = next(role for role in DEFAULT_ROLES if role.name == "admin")
+    assert (await _grants(db_session))["admin"] == admin.permissions

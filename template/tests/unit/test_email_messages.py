@@ -31,14 +31,14 @@ def test_line_breaks_in_the_bodies_are_fine() -> None:
 
 
 def test_html_bodies_escape_values_and_text_bodies_keep_them() -> None:
-    rendered = render_email("welcome", product_name="Svc", name="<script>x</script> & co")
+    rendered = render_email("verify_email", product_name="<script>x</script> & co", link="x")
 
     assert "&lt;script&gt;x&lt;/script&gt; &amp; co" in rendered.html
     assert "<script>" not in rendered.html
     assert "<script>x</script> & co" in rendered.text
 
 
-@pytest.mark.parametrize("template", ["verify_email", "reset_password"])
+@pytest.mark.parametrize("template", ["welcome", "verify_email", "reset_password"])
 def test_link_templates_carry_the_link_in_both_bodies(template: str) -> None:
     link = "https://app.example.com/confirm?token=abc&next=%2F"
 

@@ -2,6 +2,7 @@ import os
 import sys
 import threading
 
+import bcrypt
 import pytest
 
 from app.core.security import HASHING_NICENESS, PasswordHasher
@@ -51,10 +52,27 @@ async def test_malformed_stored_hash_never_verifies(hasher: PasswordHasher, stor
     assert await hasher.verify("any-password", stored) is False
 
 
-async def test_dummy_verification_completes_without_error(
-    hasher: PasswordHasher,
+async def test_the_dummy_verification_is_a_real_check_at_the_same_cost(
+    hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await hasher.verify_dummy("any-password")  # an unknown account: no exception, no result
+    """An unknown account must cost what a known one costs: one bcrypt check, same
+    algorithm and cost factor (so the same work; timings themselves are not asserted)."""
+    checked: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", spy)
+    stored = await hasher.hash("s3cret-password")
+
+    await hasher.verify("any-password", stored)
+    await hasher.verify_dummy("any-password")
+
+    real_check, dummy_check = checked
+    assert dummy_check[:7] == real_check[:7] == b"$2b$04$"
+    assert dummy_check != real_check
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")

@@ -2,7 +2,13 @@
 
 import pytest
 
-from app.core.rate_limit import RateLimitStatus, RequestWindow, rate_limit, route_limit
+from app.core.rate_limit import (
+    RateLimitStatus,
+    RequestWindow,
+    RouteLimit,
+    rate_limit,
+    route_limit,
+)
 
 MINUTE_START = 1_800_000_000 - 1_800_000_000 % 60  # a timestamp on a minute boundary
 
@@ -24,6 +30,8 @@ def test_keys_name_the_window_length_the_caller_and_the_window() -> None:
 
 def test_within_the_limit_the_remaining_count_and_the_reset_are_reported() -> None:
     assert window(15).status(previous=0, current=4) == RateLimitStatus(10, 6, 45)
+    # Half a second before the window ends: the reset rounds up to one second.
+    assert window(59.5).status(previous=0, current=1) == RateLimitStatus(10, 9, 1)
 
 
 def test_the_previous_window_weighs_by_how_much_of_it_still_overlaps() -> None:
@@ -45,6 +53,26 @@ def test_retry_after_is_when_one_more_request_fits() -> None:
     # This window alone is over: wait for its end (45 s), then until 11 * (1 - t/60)
     # drops to 9, 60 * 2/11 = 10.9 s later.
     assert window(15).status(previous=0, current=11).retry_after_seconds == 56
+    # 0.1 s before the window ends, its 100 requests weigh 99 after 0.6 s more: 1 s.
+    assert window(59.9, "100/minute").status(previous=1, current=100) == RateLimitStatus(
+        100, 0, 1, 1
+    )
+
+
+@pytest.mark.parametrize("elapsed", [0.5, 15, 30, 44.5, 59.5])
+@pytest.mark.parametrize(("previous", "current"), [(8, 8), (10, 1), (0, 11), (20, 10), (3, 30)])
+def test_when_refused_reset_and_retry_after_agree_and_a_retry_then_fits(
+    elapsed: float, previous: int, current: int
+) -> None:
+    status = window(elapsed).status(previous, current)
+    if status.retry_after_seconds is None:
+        return
+    assert status.reset_seconds == status.retry_after_seconds
+    # The caller waits that long, sending nothing, then retries: it is let through.
+    later = elapsed + status.retry_after_seconds
+    windows_on = int(later // 60)
+    counts = [(previous, current + 1), (current, 1), (0, 1)][min(windows_on, 2)]
+    assert window(later % 60).status(*counts).retry_after_seconds is None
 
 
 def test_headers() -> None:
@@ -60,10 +88,19 @@ def test_a_route_limit_is_declared_on_the_endpoint_and_checked_at_import() -> No
     async def endpoint() -> None:
         """Do something."""
 
+    @rate_limit("5/hour")
+    async def other_endpoint() -> None:
+        pass
+
     declared = route_limit(endpoint)
     assert declared is not None
     assert declared.limit == "5/hour"
-    assert "Rate limit: 5/hour per caller." in (endpoint.__doc__ or "")
+    # Each route counts in a bucket of its own, even with the same limit.
+    assert declared.bucket == endpoint.__qualname__
+    assert route_limit(other_endpoint) == RouteLimit("5/hour", other_endpoint.__qualname__)
+    # The limit is added to the description OpenAPI shows, or is all of it.
+    assert endpoint.__doc__ == "Do something.\n\nRate limit: 5/hour per caller."
+    assert other_endpoint.__doc__ == "Rate limit: 5/hour per caller."
     assert route_limit(test_headers) is None
     with pytest.raises(ValueError, match="rate limit"):
         rate_limit("often")

@@ -15,7 +15,9 @@ from tests.helpers import build_settings
 # Reachable without logging in.
 PUBLIC = {
     ("GET", "/health/live"),
+    ("HEAD", "/health/live"),
     ("GET", "/health/ready"),
+    ("HEAD", "/health/ready"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
@@ -31,6 +33,7 @@ DOCUMENTATION = {"/api/v1/openapi.json", "/docs", "/docs/oauth2-redirect", "/red
 OWN_ACCOUNT = {
     ("GET", "/api/v1/users/me"),
     ("PATCH", "/api/v1/users/me"),
+    ("DELETE", "/api/v1/users/me"),
     ("POST", "/api/v1/auth/logout"),
     ("POST", "/api/v1/auth/logout-all"),
     ("GET", "/api/v1/auth/sessions"),

@@ -9,7 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app.exceptions import ForbiddenException, NotFoundException, ValidationException
 from app.routes.deps import CurrentPrincipal, DbSession
+from app.routes.openapi import errors
 from app.routes.permissions import require_permission
 from app.routes.responses import json_response
 from app.schemas.comment import CommentCreate, CommentListQuery, CommentResponse, CommentUpdate
@@ -19,7 +21,11 @@ from app.services.comment_service import comment_service
 router = APIRouter()
 
 
-@router.get("/articles/{article_id}/comments", response_model=Page[CommentResponse])
+@router.get(
+    "/articles/{article_id}/comments",
+    response_model=Page[CommentResponse],
+    responses=errors(NotFoundException),
+)
 @require_permission("comments:read")
 async def list_comments(
     article_id: uuid.UUID,
@@ -36,6 +42,7 @@ async def list_comments(
     "/articles/{article_id}/comments",
     response_model=CommentResponse,
     status_code=status.HTTP_201_CREATED,
+    responses=errors(NotFoundException, ValidationException),
 )
 @require_permission("comments:write")
 async def create_comment(
@@ -46,7 +53,11 @@ async def create_comment(
     return CommentResponse.model_validate(comment)
 
 
-@router.patch("/comments/{comment_id}", response_model=CommentResponse)
+@router.patch(
+    "/comments/{comment_id}",
+    response_model=CommentResponse,
+    responses=errors(ForbiddenException, NotFoundException),
+)
 @require_permission("comments:write")
 async def update_comment(
     comment_id: uuid.UUID, data: CommentUpdate, principal: CurrentPrincipal, db: DbSession
@@ -56,7 +67,11 @@ async def update_comment(
     return CommentResponse.model_validate(comment)
 
 
-@router.delete("/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/comments/{comment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(ForbiddenException, NotFoundException),
+)
 @require_permission("comments:delete")
 async def delete_comment(comment_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
     """Delete your comment (moderators may delete any)."""

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.schemas.article import AuthorSummary
 from app.schemas.listing import ListQuery
+from app.schemas.request import RequestModel
 
 # Surrounding whitespace is dropped first, so a blank comment is refused as empty.
 CommentBody = Annotated[
@@ -13,13 +14,13 @@ CommentBody = Annotated[
 ]
 
 
-class CommentCreate(BaseModel):
+class CommentCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     body: CommentBody
 
 
-class CommentUpdate(BaseModel):
+class CommentUpdate(RequestModel):
     """The body is all a comment's author can change."""
 
     model_config = ConfigDict(extra="forbid")

@@ -2,8 +2,8 @@
 
 A comment is as visible as its article: the comments of a draft the caller may not see
 answer 404, as the draft itself does. Comments open once an article is published.
-Changing or deleting a comment is for its author or a `comments:admin` holder (editors
-moderate); anyone else gets 403.
+Changing or deleting a comment is for its author or a `comments:moderate` holder
+(editors); anyone else gets 403.
 """
 
 import uuid
@@ -85,7 +85,7 @@ class CommentService(CRUDService[Comment, CommentCreate, CommentUpdate]):
         # change comments may see this one, so the answer is 403, not 404.
         comment = await self.get_by_id(db, comment_id, options=WITH_AUTHOR)
         own = comment.author_id == principal.user_id
-        if not own and not has_permission(principal, "comments:admin"):
+        if not own and not has_permission(principal, "comments:moderate"):
             raise ForbiddenException("Only the comment's author or a moderator can change it")
         return comment
 

@@ -72,15 +72,19 @@ async def test_comments_open_once_the_article_is_published(
     error_of(await client.post(url, headers=bob, json={"body": "Hi"}), 404, "not_found")
 
 
-async def test_a_blank_comment_is_refused(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_a_blank_comment_or_one_the_database_cannot_store_is_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
     alice = await login_as(client, resources, "author")
     article_id = await _article(client, alice)
+    url = f"{ARTICLES}/{article_id}/comments"
 
-    response = await client.post(
-        f"{ARTICLES}/{article_id}/comments", headers=alice, json={"body": "   "}
-    )
+    blank = await client.post(url, headers=alice, json={"body": "   "})
+    nul = await client.post(url, headers=alice, json={"body": "a\u0000b"})
 
-    error_of(response, 422, "request_validation_error")
+    error_of(blank, 422, "request_validation_error")
+    # RequestModel refuses it before PostgreSQL would (it cannot store U+0000 in text).
+    assert "NUL" in str(error_of(nul, 422, "request_validation_error")["details"])
 
 
 async def test_only_its_author_or_a_moderator_changes_a_comment(

@@ -1,0 +1,140 @@
+"""Account lifecycle: erasing your own account, administrators creating and deleting users."""
+
+import uuid
+
+import httpx
+from sqlalchemy import func, select
+
+from app.core.resources import Resources
+from app.models import Article, AuthSession, File, User
+from tests.helpers import (
+    API,
+    DEFAULT_PASSWORD,
+    create_article,
+    error_of,
+    login,
+    login_as,
+    login_session,
+    register_user,
+    set_roles,
+    unique_email,
+    upload_file,
+)
+
+USER_COLUMNS = {
+    "users": User.id,
+    "articles": Article.author_id,
+    "files": File.owner_id,
+    "auth_sessions": AuthSession.user_id,
+}
+
+
+async def _rows(resources: Resources, table: str, user_id: str) -> int:
+    """How many rows of `table` name the user."""
+    column = USER_COLUMNS[table]
+    async with resources.session_factory() as db:
+        count = await db.scalar(select(func.count()).where(column == uuid.UUID(user_id)))
+    return int(count or 0)
+
+
+async def _delete_me(client: httpx.AsyncClient, headers: dict[str, str], password: str) -> int:
+    response = await client.request(
+        "DELETE", f"{API}/users/me", headers=headers, json={"password": password}
+    )
+    return response.status_code
+
+
+async def test_erasing_your_account_removes_everything_personal(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    user = await register_user(client)
+    session = await login_session(client, user["email"])
+    other_device = await login_session(client, user["email"])
+    await create_article(client, session.headers, publish=True)
+    assert (await upload_file(client, session.headers)).status_code == 201
+
+    assert await _delete_me(client, session.headers, DEFAULT_PASSWORD) == 204
+
+    for table in USER_COLUMNS:
+        assert await _rows(resources, table, user["id"]) == 0, table
+    for device in (session, other_device):
+        error_of(await client.get(f"{API}/users/me", headers=device.headers), 401)
+    login_again = await client.post(
+        f"{API}/auth/login", json={"email": user["email"], "password": DEFAULT_PASSWORD}
+    )
+    error_of(login_again, 401)
+    reader = await login(client, (await register_user(client))["email"])
+    listed = await client.get(f"{API}/articles", headers=reader)
+    assert listed.json()["items"] == [], listed.text
+
+
+async def test_erasing_needs_the_password(client: httpx.AsyncClient, resources: Resources) -> None:
+    user = await register_user(client)
+    headers = await login(client, user["email"])
+
+    response = await client.request(
+        "DELETE", f"{API}/users/me", headers=headers, json={"password": "not-mine"}
+    )
+
+    error_of(response, 400, "incorrect_password")
+    assert await _rows(resources, "users", user["id"]) == 1
+
+
+async def test_the_last_administrator_cannot_erase_itself(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    user = await register_user(client)
+    await set_roles(resources, user["id"], "admin")
+    headers = await login(client, user["email"])
+
+    response = await client.request(
+        "DELETE", f"{API}/users/me", headers=headers, json={"password": DEFAULT_PASSWORD}
+    )
+
+    error_of(response, 409, "conflict")
+    assert await _rows(resources, "users", user["id"]) == 1
+
+
+async def test_an_administrator_creates_and_deletes_users(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    admin = await login_as(client, resources, "admin")
+    email = unique_email("created")
+
+    weak = await client.post(
+        f"{API}/users", headers=admin, json={"email": email, "password": "password"}
+    )
+    created = await client.post(
+        f"{API}/users", headers=admin, json={"email": email, "password": DEFAULT_PASSWORD}
+    )
+    taken = await client.post(
+        f"{API}/users", headers=admin, json={"email": email, "password": DEFAULT_PASSWORD}
+    )
+
+    error_of(weak, 422, "validation_error")
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == email
+    error_of(taken, 409, "conflict")
+    headers = await login(client, email)
+
+    deleted = await client.delete(f"{API}/users/{created.json()['id']}", headers=admin)
+
+    assert deleted.status_code == 204
+    error_of(await client.get(f"{API}/users/me", headers=headers), 401)
+    error_of(await client.delete(f"{API}/users/{created.json()['id']}", headers=admin), 404)
+
+
+async def test_creating_and_deleting_users_needs_users_admin(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    author = await login_as(client, resources, "author")
+    victim = await register_user(client)
+
+    created = await client.post(
+        f"{API}/users", headers=author, json={"email": unique_email(), "password": DEFAULT_PASSWORD}
+    )
+    deleted = await client.delete(f"{API}/users/{victim['id']}", headers=author)
+
+    error_of(created, 403, "forbidden")
+    error_of(deleted, 403, "forbidden")
+    assert await _rows(resources, "users", victim["id"]) == 1

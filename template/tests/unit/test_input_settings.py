@@ -1,0 +1,91 @@
+"""Settings that could never work are refused at start-up, with a message that says why."""
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings
+from app.core.rate_limit import create_rate_limiter, limits_storage_url
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:3000/",
+        "https://app.example.com/path",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://app.example.com:port",
+        "https://user@app.example.com",
+    ],
+)
+def test_cors_origins_must_be_scheme_host_and_port(origin: str) -> None:
+    with pytest.raises(ValidationError, match="CORS origin"):
+        Settings(_env_file=None, cors_origins=[origin])
+
+
+@pytest.mark.parametrize(
+    ("origin", "as_sent"),
+    [
+        ("http://localhost:80", "http://localhost"),  # the default port is never sent
+        ("https://app.example.com:443", "https://app.example.com"),
+        ("https://exämple.com", "https://xn--exmple-cua.com"),  # browsers send punycode
+        ("HTTPS://App.Example.com", "https://app.example.com"),
+    ],
+)
+def test_cors_origins_are_written_as_browsers_send_them(origin: str, as_sent: str) -> None:
+    with pytest.raises(ValidationError, match=f"writes it '{as_sent}'"):
+        Settings(_env_file=None, cors_origins=[origin])
+
+
+@pytest.mark.parametrize("origin", ["http://*.example.com", "http://a.com:", "https://*"])
+def test_cors_origins_with_wildcards_or_empty_ports_are_refused(origin: str) -> None:
+    with pytest.raises(ValidationError, match="CORS origin"):
+        Settings(_env_file=None, cors_origins=[origin])
+
+
+def test_well_formed_cors_origins_are_accepted() -> None:
+    origins = [
+        "http://localhost:3000",
+        "https://app.example.com",
+        "http://[::1]:8080",
+        "https://xn--exmple-cua.com",
+    ]
+
+    assert Settings(_env_file=None, cors_origins=origins).cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "limits_url"),
+    [
+        ("redis://cache:6379/1", "async+redis://cache:6379/1"),
+        ("rediss://:secret@cache:6380/0", "async+rediss://:secret@cache:6380/0"),
+        (
+            "unix:///var/run/redis/redis.sock?db=1",
+            "async+redis+unix:///var/run/redis/redis.sock?db=1",
+        ),
+        # Only the scheme's separator is rewritten, not one in a query value.
+        (
+            "redis://cache:6379/0?client_name=svc://api",
+            "async+redis://cache:6379/0?client_name=svc://api",
+        ),
+    ],
+)
+def test_every_redis_url_form_is_accepted_and_kept_for_the_rate_limiter(
+    redis_url: str, limits_url: str
+) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_url)
+
+    assert settings.redis_url == redis_url
+    assert limits_storage_url(redis_url) == limits_url
+
+
+@pytest.mark.parametrize("redis_url", ["localhost:6379", "http://cache:6379/0"])
+def test_a_redis_url_redis_py_cannot_use_is_refused(redis_url: str) -> None:
+    with pytest.raises(ValidationError, match="REDIS_URL is not a Redis URL"):
+        Settings(_env_file=None, redis_url=redis_url)
+
+
+def test_the_rate_limiter_starts_on_a_unix_socket_url() -> None:
+    settings = Settings(_env_file=None, redis_url="unix:///var/run/redis/redis.sock?db=1")
+
+    create_rate_limiter(settings)  # raised at start-up when the URL was rewritten
