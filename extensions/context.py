@@ -101,6 +101,21 @@ VARIANT_DEPENDENCIES: dict[str, dict[str, tuple[list[str], list[str]]]] = {
 }
 
 
+# The versions copier.yml offers as `python_version` (tests/test_extensions.py keeps the two
+# equal): the service's trove classifiers name the chosen minimum and every newer one.
+OFFERED_PYTHONS = ("3.11", "3.12", "3.13", "3.14")
+
+
+def python_classifiers(minimum: str) -> list[str]:
+    """Trove classifiers for `requires-python = ">=minimum"`: one per offered version from
+    `minimum` on, then `3 :: Only`. Raises ValueError for a version copier.yml does not offer."""
+    newer = OFFERED_PYTHONS[OFFERED_PYTHONS.index(minimum) :]
+    return [
+        *(f"Programming Language :: Python :: {version}" for version in newer),
+        "Programming Language :: Python :: 3 :: Only",
+    ]
+
+
 def dependencies_for(answers: dict[str, Any]) -> tuple[list[str], list[str]]:
     runtime, dev = list(RUNTIME_DEPENDENCIES), list(DEV_DEPENDENCIES)
     for question, by_answer in VARIANT_DEPENDENCIES.items():
@@ -120,3 +135,4 @@ class VariantContext(ContextHook):
         context["runtime_dependencies"], context["dev_dependencies"] = dependencies_for(context)
         context["optional_dependencies"] = OPTIONAL_DEPENDENCIES
         context["python_target"] = "py" + context["python_version"].replace(".", "")
+        context["python_classifiers"] = python_classifiers(context["python_version"])

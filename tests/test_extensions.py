@@ -390,7 +390,18 @@ def test_context_hook_only_acts_when_rendering() -> None:
     }
     hook.hook(rendering)
     assert rendering["python_target"] == "py312"
+    assert rendering["python_classifiers"] == [
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: 3.14",
+        "Programming Language :: Python :: 3 :: Only",
+    ]
     assert rendering["runtime_dependencies"]
+
+
+def test_offered_pythons_are_copier_ymls_choices() -> None:
+    questions = yaml.safe_load((EXTENSIONS.parent / "copier.yml").read_text())
+    assert tuple(questions["python_version"]["choices"]) == context.OFFERED_PYTHONS
 
 
 def test_env_keys_task_adds_missing_keys_and_keeps_the_rest(tmp_path: Path) -> None:

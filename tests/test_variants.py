@@ -404,6 +404,31 @@ def test_ruff_lint(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
     check_python_once(variant, "ruff check", [tool("ruff"), "check", "."], record_suite_run)
 
 
+def newest_python_cases() -> list[Any]:
+    """Each Python-changing combination, answered with the newest offered python_version
+    (the matrix renders the default): the template writes version-specific code (PEP 695
+    generics from 3.12) and ruff's pyupgrade rules follow the target (UP037 flags quoted
+    annotations from 3.14 on, PEP 649)."""
+    newest = str(matrix.choice_values(matrix.questions()["python_version"])[-1])
+    return [
+        pytest.param({**answers, "python_version": newest}, id=variant_name(answers))
+        for answers in matrix.suite_variants()
+    ]
+
+
+@pytest.mark.parametrize("variant", newest_python_cases(), indirect=True)
+def test_newest_python_render_is_ruff_clean(
+    variant: Variant, record_suite_run: list[SuiteRun]
+) -> None:
+    for step, command in (
+        ("ruff check", [tool("ruff"), "check", "."]),
+        ("ruff format --check", [tool("ruff"), "format", "--check", "--diff", "."]),
+    ):
+        run_in_service(
+            variant.path, command, variant=variant.name, step=step, runs=record_suite_run
+        )
+
+
 def test_ruff_format_changes_nothing(variant: Variant, record_suite_run: list[SuiteRun]) -> None:
     command = [tool("ruff"), "format", "--check", "--diff", "."]
     check_python_once(variant, "ruff format --check", command, record_suite_run)
