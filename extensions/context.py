@@ -7,6 +7,7 @@ scattered through templates.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from copier_template_extensions import ContextHook
@@ -83,9 +84,12 @@ OPTIONAL_DEPENDENCIES = {
 VARIANT_DEPENDENCIES: dict[str, dict[str, tuple[list[str], list[str]]]] = {
     "storage_backend": {
         "local": ([], []),
-        # moto 5.1.0-5.2.1 leave out Content-Disposition on a presigned download
-        # (test_s3_storage, test_files: KeyError 'content-disposition'); 5.2.2 is the first
-        # that passes. Measured with `uv lock --resolution lowest-direct` on an
+        # moto is the S3-compatible server of the tests, of `make dev` and of the compose
+        # stack's `s3` image (deploy/local-s3), which installs it alone: pyproject.toml
+        # puts it in a group of its own, `local-s3`, that the dev group includes
+        # (LOCAL_S3_PACKAGES). moto 5.1.0-5.2.1 leave out Content-Disposition on a
+        # presigned download (test_s3_storage, test_files: KeyError 'content-disposition');
+        # 5.2.2 is the first that passes. Measured with `uv lock --resolution lowest-direct` on an
         # s3 + api + cookie render: the whole suite passes at these floors (the template's
         # lowest-direct test runs the default answers only, to keep CI short).
         "s3": (["boto3>=1.40"], ["boto3-stubs[s3]>=1.40", "moto[server]>=5.2.2"]),
@@ -116,6 +120,18 @@ def python_classifiers(minimum: str) -> list[str]:
     ]
 
 
+# Dev requirements rendered as the `local-s3` dependency group (see "s3" above).
+LOCAL_S3_PACKAGES = ("moto",)
+
+
+def local_s3_group(dev: list[str]) -> list[str]:
+    """The requirements of `dev` that make up the `local-s3` group."""
+    # The name is what precedes the extras, the version or the markers (PEP 508).
+    return [
+        line for line in dev if re.split(r"[\[<>=!~;\s]", line, maxsplit=1)[0] in LOCAL_S3_PACKAGES
+    ]
+
+
 def dependencies_for(answers: dict[str, Any]) -> tuple[list[str], list[str]]:
     runtime, dev = list(RUNTIME_DEPENDENCIES), list(DEV_DEPENDENCIES)
     for question, by_answer in VARIANT_DEPENDENCIES.items():
@@ -132,7 +148,11 @@ class VariantContext(ContextHook):
         # act only when rendering files.
         if str(context.get("_copier_phase")) != "render":
             return
-        context["runtime_dependencies"], context["dev_dependencies"] = dependencies_for(context)
+        context["runtime_dependencies"], dev = dependencies_for(context)
+        context["local_s3_dependencies"] = local_s3_group(dev)
+        context["dev_dependencies"] = [
+            line for line in dev if line not in context["local_s3_dependencies"]
+        ]
         context["optional_dependencies"] = OPTIONAL_DEPENDENCIES
         context["python_target"] = "py" + context["python_version"].replace(".", "")
         context["python_classifiers"] = python_classifiers(context["python_version"])

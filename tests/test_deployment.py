@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -221,7 +222,7 @@ def test_nginx_passes_the_client_to_the_app(rendered: dict[str, Path]) -> None:
         "proxy_set_header Host $http_host;",
     ):
         assert header in config, header
-    assert "proxy_next_upstream error timeout" in config
+    assert "proxy_next_upstream error timeout;" in config, "an answer is never passed on"
     assert "proxy_connect_timeout 500ms;" in config, "a gone replica is skipped quickly"
     assert "non_idempotent" not in config, "a POST that reached a replica must not be resent"
     assert re.search(r"location = /metrics \{\s*return 404;", config), "/metrics is internal"
@@ -304,6 +305,74 @@ def test_nginx_serves_only_the_public_host_and_forwards_its_port(edge: str) -> N
     )
     # nginx's own health check is served whatever the Host (Docker's probe uses 127.0.0.1).
     assert httpx.get(f"{edge}/nginx-health", headers={"Host": "evil.com"}).status_code == 200
+
+
+# How long the stand-in replicas below take to answer their 503.
+UNAVAILABLE_SECONDS = 1.0
+UNAVAILABLE_BODY = {
+    "error": {
+        "code": "service_unavailable",
+        "message": "File storage is unavailable",
+        "details": None,
+        "request_id": "r",
+    }
+}
+
+
+class _Unavailable(BaseHTTPRequestHandler):
+    """A stand-in replica whose backing service is down: it waits for it, then answers
+    the app's 503 with Retry-After, counting the requests it got."""
+
+    def do_GET(self) -> None:
+        self.server.requests += 1  # type: ignore[attr-defined]
+        time.sleep(UNAVAILABLE_SECONDS)
+        body = json.dumps(UNAVAILABLE_BODY).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "5")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_nginx_passes_on_unreachable_replicas_but_never_the_apps_503(
+    rendered: dict[str, Path], nginx: Nginx, tmp_path: Path
+) -> None:
+    """A 503 is the app's answer that a backing service is down: trying another replica
+    would make the client wait for it twice. Only a replica that cannot be reached is
+    skipped (here one address nobody listens on, first in the rotation)."""
+    replicas = [ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable) for _ in range(2)]
+    for replica in replicas:
+        replica.requests = 0  # type: ignore[attr-defined]
+        threading.Thread(target=replica.serve_forever, daemon=True).start()
+    nobody = f"127.0.0.1:{free_port()}"
+    listen = f"127.0.0.1:{free_port()}"
+    upstreams = [nobody, *(f"127.0.0.1:{replica.server_port}" for replica in replicas)]
+    edge_nginx = Nginx(nginx.binary, tmp_path)
+    config = tmp_path / "edge.conf"
+    config.write_text(local_nginx_config(rendered["compose"], upstreams=upstreams, listen=listen))
+    answers: list[tuple[httpx.Response, float]] = []
+    try:
+        with edge_nginx.running(config):
+            wait_until(f"http://{listen}/nginx-health", timeout=30)
+            for _ in range(4):
+                started = time.monotonic()
+                response = httpx.get(f"http://{listen}/api/v1/files/1/content", timeout=30)
+                answers.append((response, time.monotonic() - started))
+    finally:
+        for replica in replicas:
+            replica.shutdown()
+
+    for response, seconds in answers:
+        assert response.status_code == 503, response.text
+        assert response.json() == UNAVAILABLE_BODY, "the app's answer, not nginx's"
+        assert response.headers["retry-after"] == "5"
+        assert seconds < 2 * UNAVAILABLE_SECONDS, f"{seconds:.1f} s: waited on two replicas"
+    served = [replica.requests for replica in replicas]  # type: ignore[attr-defined]
+    assert sum(served) == len(answers), f"requests per replica: {served}"
 
 
 IDLE_FLOOD = 2500  # above what the old 1024 connections per worker allowed on 2 cores
@@ -502,6 +571,44 @@ def test_compose_override_is_for_development(rendered: dict[str, Path]) -> None:
     assert app["deploy"]["replicas"] == 1
     assert any(volume.startswith("./app:") for volume in app["volumes"])
     assert all(port.startswith("127.0.0.1:") for port in app["ports"])
+
+
+def test_up_dev_publishes_on_loopback_from_networks_with_a_way_in(
+    rendered: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """`make up-dev`'s stack as Compose merges it: every published port is on 127.0.0.1,
+    and each service that publishes one is on a network that is not `internal` (Docker
+    publishes no port of a container whose networks all are: the database and Redis were
+    unreachable from the host)."""
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("no Docker Compose v2 CLI here to merge the files as `make up-dev` does")
+    s3 = {"deployment": "compose", "storage_backend": "s3"}
+    for answers in ({}, s3):
+        project = (
+            render(template_repo, tmp_path / "s3", answers) if answers else rendered["compose"]
+        )
+        merged = subprocess.run(
+            [docker, "compose", "--profile", "s3", "config", "--format", "json"],
+            cwd=project, capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        config = json.loads(merged.stdout)
+        internal = {name for name, network in config["networks"].items() if network.get("internal")}
+        published = {
+            name: service
+            for name, service in config["services"].items()
+            if service.get("ports") and name != "nginx"
+        }
+        expected = {"app", "postgres", "redis"} | ({"s3"} if answers else set())
+        assert set(published) == expected, sorted(published)
+        for name, service in published.items():
+            assert {port["host_ip"] for port in service["ports"]} == {"127.0.0.1"}, name
+            assert set(service["networks"]) - internal, f"{name}: only on internal networks"
 
 
 # Kubernetes --------------------------------------------------------------------------

@@ -11,12 +11,27 @@ the generated README.md is read by three markers, each an HTML comment around on
 - `<!-- first-requests -->`: curl commands, each under a comment that starts with the
   status it answers and may list, in braces, the names of the JSON object it answers
   (`# 201 {"id", "download_url"}: ...`). They run against the served service, in order;
-  a `<name>` in a command stands for that field of an earlier answer.
+  a `<name>` in a command stands for that field of an earlier answer or, when none had
+  it, for the last `name=value` in the service's log (the token of a link in a logged
+  email). When a comment says the session's cookies are cleared, curl's cookie jar must
+  hold none of them once the block has run (curl keeps cookies it loaded from its jar
+  when one answer expires several of them: curl/curl#10685; a README that said so of its
+  logout was wrong).
 - `<!-- compose-env -->`: what to add to `.env` before `make up`. The generated `.env`, the
   block, and the app's `environment:` in docker-compose.yml (interpolated from them, as
   Compose does) must satisfy the variant's production guard (`Settings()` with that
   environment and no `.env` file, as in the image), and the guard must refuse the same
   environment without the block. No container runs.
+
+`make up-dev` runs for real on the S3, email-API, cookie variant (the one with the most
+to promise), with `.env` as the compose blocks leave it (a placeholder email API key
+included): the first-requests block must answer as documented against the stack's app
+(the download following its link to the stack's S3 from this host), email must go to
+the log, PostgreSQL and Redis must answer on their published ports, and the S3 image's
+moto must be uv.lock's. Skipped where no container engine can be had.
+
+Each README also names only what its variant has: `make` targets of its Makefile, files
+of its render, and no command or file of the deployment it lacks.
 
 What the test changes in a command, and only that: the port (`make dev` gets a free
 `PORT` and `S3_DEV_PORT` from the environment; `127.0.0.1:8000` in a request becomes that
@@ -41,6 +56,8 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +69,14 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from tests import matrix
+from tests import containers, matrix
 from tests.conftest import REPO_ROOT
-from tests.rendering import SuiteRun, variant_name
+from tests.rendering import SuiteRun, render, variant_name
 
 LOCAL_ADDRESS = "127.0.0.1:8000"
 READY_SECONDS = 120
 STOP_SECONDS = 30
+LOG_WAIT_SECONDS = 5
 # Not copied from a shared render: what other tests' runs may have left in it.
 LEFTOVERS = shutil.ignore_patterns(
     ".venv", "*.db", "var", ".ruff_cache", ".mypy_cache", ".pytest_cache", "__pycache__"
@@ -178,7 +196,9 @@ def run_step(
 
 
 @contextlib.contextmanager
-def serving(command: list[str], cwd: Path, env: dict[str, str], port: int) -> Iterator[Path]:
+def serving(
+    command: list[str], cwd: Path, env: dict[str, str], port: int, ready: float = READY_SECONDS
+) -> Iterator[Path]:
     """Run the serving command in its own process group until /health/live answers; on
     exit, Ctrl-C it (SIGINT to the group), as a developer would. Yields its log."""
     log = cwd.parent / "serve.log"
@@ -188,12 +208,10 @@ def serving(command: list[str], cwd: Path, env: dict[str, str], port: int) -> It
             start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + READY_SECONDS
+        deadline = time.monotonic() + ready
         while True:
             assert process.poll() is None, f"`{shlex.join(command)}` exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, (
-                f"not serving after {READY_SECONDS} s:\n{log.read_text()}"
-            )
+            assert time.monotonic() < deadline, f"not serving after {ready} s:\n{log.read_text()}"
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
                     break
@@ -233,14 +251,28 @@ def expected(command: Command) -> tuple[int, set[str] | None]:
     return int(match.group("status")), names
 
 
+def logged_value(name: str, log: Path) -> str | None:
+    """The last `name=value` in the log (a link's query parameter), waiting a little for
+    what the service writes after its response (an email sent in the background)."""
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        found = re.findall(rf"\b{name}=([A-Za-z0-9_\-]+)", log.read_text(errors="replace"))
+        if found or time.monotonic() > deadline:
+            return found[-1] if found else None
+        time.sleep(0.2)
+
+
 def run_request(
-    command: Command, port: int, values: dict[str, str], cwd: Path, body: Path
+    command: Command, port: int, values: dict[str, str], cwd: Path, body: Path, log: Path
 ) -> tuple[int, bytes]:
     text = command.text
     assert LOCAL_ADDRESS in text, f"the request does not go to {LOCAL_ADDRESS}: {text}"
     text = text.replace(LOCAL_ADDRESS, f"127.0.0.1:{port}")
+    for name in set(PLACEHOLDER.findall(text)) - set(values):
+        if (logged := logged_value(name, log)) is not None:
+            values[name] = logged
     missing = sorted(set(PLACEHOLDER.findall(text)) - set(values))
-    assert not missing, f"no earlier answer has {missing} for `{command.text}`"
+    assert not missing, f"no earlier answer nor the log has {missing} for `{command.text}`"
     text = PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
     argv = shlex.split(text, comments=True)
     assert argv[0] == "curl", f"not a curl command: {command.text}"
@@ -261,6 +293,51 @@ def remember(values: dict[str, str], content: bytes) -> dict[str, Any] | None:
         values.update({key: str(value) for key, value in answer.items() if value is not None})
         return answer
     return None
+
+
+def run_first_requests(
+    requests: list[Command], port: int, project: Path, answers: Path, log: Path, name: str
+) -> None:
+    """Run the README's first requests in order against the service on `port`, from the
+    project's directory, each answering its documented status (and fields); answers are
+    kept in `answers`. Then, if the requests kept cookies in a jar and the README says the
+    session's cookies are cleared, the jar must hold none of them."""
+    values: dict[str, str] = {}
+    for number, command in enumerate(requests):
+        status, fields = expected(command)
+        answered, content = run_request(
+            command, port, values, project, answers / f"answer-{number}", log
+        )
+        where = f"[{name}] `{command.text}` ({command.comment})"
+        assert answered == status, (
+            f"{where}: {answered} {content[:2000]!r}\n{log.read_text()[-4000:]}"
+        )
+        answer = remember(values, content)
+        if fields is not None:
+            assert answer is not None, f"{where}: not a JSON object: {content[:500]!r}"
+            assert set(answer) == fields, f"{where}: answered {sorted(answer)}"
+    for jar in sorted({argument for command in requests for argument in cookie_jars(command)}):
+        clearing = [command for command in requests if "cookies are cleared" in command.comment]
+        if clearing:
+            kept = jar_cookies(project / jar)
+            assert kept == [], f"[{name}] {clearing[0].comment!r}, but {jar} keeps {kept}"
+
+
+def cookie_jars(command: Command) -> list[str]:
+    """The cookie jars curl writes in `command` (`-c FILE`, `--cookie-jar FILE`)."""
+    argv = shlex.split(PLACEHOLDER.sub("x", command.text), comments=True)
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("-c", "--cookie-jar")]
+
+
+def jar_cookies(jar: Path) -> list[str]:
+    """The names of the cookies in a curl cookie jar (Netscape format, where `#HttpOnly_`
+    starts the line of an HttpOnly cookie rather than a comment)."""
+    names = []
+    for line in jar.read_text().splitlines():
+        line = line.removeprefix("#HttpOnly_")
+        if line.strip() and not line.startswith("#"):
+            names.append(line.split("\t")[5])
+    return names
 
 
 def environment_key(answers: dict[str, Any]) -> str:
@@ -305,20 +382,7 @@ def test_the_quick_start_serves_and_the_first_requests_answer_as_documented(
         ready = time.perf_counter() - started
         record_suite_run.append(SuiteRun(name, f"{shlex.join(serve)}: serving", True, ready))
         started = time.perf_counter()
-        values: dict[str, str] = {}
-        for number, command in enumerate(requests):
-            status, fields = expected(command)
-            answered, content = run_request(
-                command, port, values, project, tmp_path / f"answer-{number}"
-            )
-            where = f"[{name}] `{command.text}` ({command.comment})"
-            assert answered == status, (
-                f"{where}: {answered} {content[:2000]!r}\n{log.read_text()[-4000:]}"
-            )
-            answer = remember(values, content)
-            if fields is not None:
-                assert answer is not None, f"{where}: not a JSON object: {content[:500]!r}"
-                assert set(answer) == fields, f"{where}: answered {sorted(answer)}"
+        run_first_requests(requests, port, project, tmp_path, log, name)
         record_suite_run.append(
             SuiteRun(name, "first requests", True, time.perf_counter() - started)
         )
@@ -420,7 +484,7 @@ def test_the_stacks_own_s3_is_the_one_the_readme_names(
     endpoint = httpx.URL(own["STORAGE_S3_ENDPOINT_URL"])
     service = services[endpoint.host]
     assert own["COMPOSE_PROFILES"] in service["profiles"]
-    assert service["build"] == "./deploy/local-s3"
+    assert service["build"] == {"context": ".", "dockerfile": "deploy/local-s3/Dockerfile"}
     dockerfile = (project / "deploy/local-s3/Dockerfile").read_text()
     assert f'--port", "{endpoint.port}"' in dockerfile, "the server listens elsewhere"
     command = [interpolate(str(argument), env_file) for argument in service["command"]]
@@ -429,3 +493,151 @@ def test_the_stacks_own_s3_is_the_one_the_readme_names(
     app = services["app"]["environment"]
     container = {**env_file, **{key: interpolate(str(v), env_file) for key, v in app.items()}}
     assert production_guard(project, container, tmp_path).returncode == 0
+
+
+# What each variant's README names ----------------------------------------------------
+
+# Words that name the other deployment's files and commands.
+FOREIGN_WORDS = {
+    "kubernetes": ("compose", "make up", "up-dev", "rollout", "deploy/nginx"),
+    "compose": ("kube", "ingress", "httproute"),
+    "both": (),
+}
+# Files the README tells the user to create (the TLS certificate and key).
+USER_MADE = ("deploy/nginx/certs/",)
+# Where the Kubernetes section's relative paths (`app/ingress.yaml`) are.
+KUBERNETES_DIR = "deploy/kubernetes"
+
+
+@pytest.mark.parametrize("deployment", matrix.toggles()["deployment"])
+def test_each_readme_names_only_what_its_variant_has(
+    deployment: str, rendered_variant: Callable[[dict[str, Any]], Path]
+) -> None:
+    """Every `make` target the README names is in the Makefile, every file it names is in
+    the render, and it never names the other deployment's commands or files."""
+    answers = {
+        **matrix.defaults(),
+        "deployment": deployment,
+        "storage_backend": "s3",
+        "email_provider": "api",
+    }
+    project = rendered_variant(answers)
+    readme = readme_of(project)
+    makefile = (project / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    named = set(re.findall(r"(?:^|`)make ([a-z][a-z-]*)", readme, flags=re.M))
+    assert named, "the README names no make target"
+    assert named - targets == set(), f"[{deployment}] the README names missing make targets"
+    paths = set(re.findall(r"`((?:app|alembic|deploy|tests|config)/[^`\s]*)`", readme))
+    missing = {
+        path
+        for path in paths
+        if not path.startswith(USER_MADE)
+        and not (project / path).exists()
+        and not (project / KUBERNETES_DIR / path).exists()
+    }
+    assert missing == set(), f"[{deployment}] the README names files the render lacks"
+    lowered = readme.lower()
+    foreign = [word for word in FOREIGN_WORDS[deployment] if word in lowered]
+    assert foreign == [], f"[{deployment}] the README names what this variant lacks"
+
+
+# `make up-dev` ------------------------------------------------------------------------
+
+UP_DEV_ANSWERS = {"storage_backend": "s3", "email_provider": "api", "token_transport": "cookie"}
+UP_DEV_PORTS = (
+    "APP_DEV_PORT", "POSTGRES_DEV_PORT", "REDIS_DEV_PORT", "S3_DEV_PORT", "HTTP_PORT", "HTTPS_PORT"
+)  # fmt: skip
+# Building the app's and the S3 server's images, then starting the stack.
+UP_DEV_READY_SECONDS = 900
+
+
+def postgres_answers(port: int) -> bool:
+    """A PostgreSQL server answers on the port: it replies to an SSLRequest (RFC-less but
+    documented: PostgreSQL protocol, "SSL Session Encryption") with one byte, S or N."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+        return sock.recv(1) in (b"S", b"N")
+
+
+def redis_answers(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(7) == b"+PONG\r\n"
+
+
+def locked_version(project: Path, package: str) -> str:
+    lock = tomllib.loads((project / "uv.lock").read_text())
+    [version] = [entry["version"] for entry in lock["package"] if entry["name"] == package]
+    return str(version)
+
+
+@pytest.mark.slow
+def test_make_up_dev_keeps_the_readmes_promises(
+    template_repo: Path, tmp_path: Path, record_suite_run: list[SuiteRun]
+) -> None:
+    """`make up-dev` with `.env` as the README's Docker Compose section leaves it (the email
+    API's key included) serves the README's first requests as documented, the download
+    following its link to the stack's S3 from this host; email goes to the log, not to the
+    API; PostgreSQL and Redis answer on their published ports; the S3 image's moto is the
+    one uv.lock pins. The stack runs in the foreground and stops on Ctrl-C, as the README
+    says; it, its volumes and its images are removed whatever happens."""
+    docker = containers.engine()
+    slug = f"updev-{uuid.uuid4().hex[:8]}"
+    name = f"readme:up-dev:{variant_name(UP_DEV_ANSWERS)}"
+    project = render(template_repo, tmp_path / "svc", {**UP_DEV_ANSWERS, "project_slug": slug})
+    readme = readme_of(project)
+    with (project / ".env").open("a") as env_file:
+        for marker in ("compose-env", "compose-env-own-s3"):
+            env_file.write("".join(f"{k}={v}\n" for k, v in env_block(readme, marker).items()))
+    containers.stand_ins(containers.compose_images(project / "docker-compose.yml"))
+    ports = {variable: free_port() for variable in UP_DEV_PORTS}
+    subnet = containers.edge_subnet(docker)
+    # This host's choices, from the environment (as a shell's would be): a project name of
+    # this run's, free ports on loopback, an edge network no other stack uses.
+    choices = {
+        **{variable: str(port) for variable, port in ports.items()},
+        "COMPOSE_PROJECT_NAME": slug,
+        "PUBLISH_ADDRESS": "127.0.0.1",
+        "EDGE_SUBNET": str(subnet),
+        "EDGE_NGINX_ADDRESS": str(subnet[254]),
+        "PATH": f"{Path(docker).parent}:{os.environ.get('PATH', '')}",
+    }
+    compose = containers.Compose(
+        docker,
+        project,
+        name=slug,
+        files=[project / "docker-compose.yml", project / "docker-compose.override.yml"],
+        env={**choices, "COMPOSE_PROFILES": "s3"},
+    )
+    make = shutil.which("make")
+    assert make, "make is needed: the test runs the README's `make up-dev`"
+    requests = commands(fenced_block(readme, "first-requests"))
+    try:
+        started = time.perf_counter()
+        up_dev = [make, "up-dev"]
+        with serving(
+            up_dev, project, shell_environment(**choices), ports["APP_DEV_PORT"],
+            ready=UP_DEV_READY_SECONDS,
+        ) as log:  # fmt: skip
+            record_suite_run.append(
+                SuiteRun(name, "make up-dev: serving", True, time.perf_counter() - started)
+            )
+            run_first_requests(requests, ports["APP_DEV_PORT"], project, tmp_path, log, name)
+            assert postgres_answers(ports["POSTGRES_DEV_PORT"]), "PostgreSQL is not published"
+            assert redis_answers(ports["REDIS_DEV_PORT"]), "Redis is not published"
+            app_log = compose.run("logs", "app")
+            assert "email_logged_not_sent" in app_log, app_log[-4000:]
+            assert "email_delivery_failed" not in app_log, app_log[-4000:]
+        moto = subprocess.run(
+            [docker, "run", "--rm", "--entrypoint", "python", f"{slug}-s3:latest",
+             "-c", "import moto; print(moto.__version__)"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert moto.stdout.strip() == locked_version(project, "moto"), moto.stderr
+    finally:
+        compose.down()
+        images = [f"{slug}:latest", f"{slug}-s3:latest"]
+        subprocess.run(
+            [docker, "image", "rm", "--force", *images], capture_output=True, check=False
+        )

@@ -219,6 +219,17 @@ def dependency_names(requirements: list[str]) -> set[str]:
     return {Requirement(requirement).name.lower() for requirement in requirements}
 
 
+def group_requirements(config: dict[str, Any], group: str) -> list[str]:
+    """A dependency group's requirements, the groups it includes expanded (PEP 735)."""
+    requirements: list[str] = []
+    for entry in config["dependency-groups"][group]:
+        if isinstance(entry, dict):
+            requirements += group_requirements(config, entry["include-group"])
+        else:
+            requirements.append(entry)
+    return requirements
+
+
 def test_layered_tree_is_rendered(variant: Variant) -> None:
     missing = [name for name in LAYERED_TREE if not (variant.path / name).is_file()]
     assert missing == [], f"[{variant.name}] missing files"
@@ -277,7 +288,7 @@ def test_email_templates_are_copied_verbatim(variant: Variant) -> None:
 def test_dependencies_follow_the_answers(variant: Variant) -> None:
     config = pyproject(variant.path)
     runtime = dependency_names(config["project"]["dependencies"])
-    dev = dependency_names(config["dependency-groups"]["dev"])
+    dev = dependency_names(group_requirements(config, "dev"))
     for question, packages_by_answer in VARIANT_PACKAGES.items():
         for value, (runtime_packages, dev_packages) in packages_by_answer.items():
             chosen = value == variant.answers[question]
@@ -311,7 +322,7 @@ def _unsatisfied(requirement: Requirement, seen: set[str]) -> list[str]:
 
 def test_the_shared_environment_satisfies_the_rendered_pyproject(variant: Variant) -> None:
     config = pyproject(variant.path)
-    requirements = config["project"]["dependencies"] + config["dependency-groups"]["dev"]
+    requirements = config["project"]["dependencies"] + group_requirements(config, "dev")
     problems = [
         problem
         for requirement in requirements

@@ -2,7 +2,9 @@
 
 Chosen by `create_email_provider` when no delivery is configured, which production
 refuses at start-up; so in development a verification or reset link can still be
-followed, from the log, without a mail server.
+used without a mail server. The links are pages of the web front end at PUBLIC_URL,
+which this service does not serve: each log line says where the front end (or a
+developer, by hand) sends the link's token.
 """
 
 import structlog
@@ -10,6 +12,14 @@ import structlog
 from app.email.base import EmailMessage
 
 logger = structlog.stdlib.get_logger(__name__)
+
+# Where a link's token goes (app/routes/auth.py): a front end's /verify-email and
+# /reset-password pages post it there.
+LINKS_NOTE = (
+    "links are pages of your web front end (PUBLIC_URL); it posts their token to"
+    " POST /api/v1/auth/verify-email/confirm {token} or"
+    " POST /api/v1/auth/password-reset/confirm {token, new_password}"
+)
 
 
 class LogEmailProvider:
@@ -28,6 +38,7 @@ class LogEmailProvider:
             to=message.to_email,
             subject=message.subject,
             body=message.text_body or message.html_body,
+            links=LINKS_NOTE,
         )
 
     async def aclose(self) -> None:

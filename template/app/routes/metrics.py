@@ -1,7 +1,7 @@
 """Prometheus scrape endpoint, mounted only when METRICS_ENABLED is on.
 
-Public like the health checks: keep it off the internet at the edge (the nginx config
-and the Ingress do not route it), and let Prometheus scrape the instances directly.
+Public like the health checks: keep it off the internet at the edge (the proxy
+configurations in deploy/ do not route it), and let Prometheus scrape the instances directly.
 """
 
 from fastapi import APIRouter, Response

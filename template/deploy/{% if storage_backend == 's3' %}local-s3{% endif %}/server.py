@@ -2,8 +2,8 @@
 
 `make dev` and `make serve` run the service under it, so development needs no S3 of its
 own: the server starts first, creates the bucket, runs the command after `--` and stops
-when the command ends. Without a command it serves until SIGTERM or SIGINT (the `s3`
-service of the compose stack). Objects live in memory and are gone when it stops, and it
+when the command ends. Without a command it serves until SIGTERM or SIGINT (as a
+container's entry point). Objects live in memory and are gone when it stops, and it
 accepts any credentials: for development and for trying the stack out, never for files
 you keep.
 

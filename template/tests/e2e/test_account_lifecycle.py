@@ -1,6 +1,7 @@
 """Account lifecycle: erasing your own account, administrators creating and deleting users."""
 
 import uuid
+from collections.abc import Callable
 
 import httpx
 from sqlalchemy import func, select
@@ -45,18 +46,22 @@ async def _delete_me(client: httpx.AsyncClient, headers: dict[str, str], passwor
 
 
 async def test_erasing_your_account_removes_everything_personal(
-    client: httpx.AsyncClient, resources: Resources
+    client: httpx.AsyncClient, resources: Resources, stored_keys: Callable[[str], set[str]]
 ) -> None:
     user = await register_user(client)
     session = await login_session(client, user["email"])
     other_device = await login_session(client, user["email"])
     await create_article(client, session.headers, publish=True)
-    assert (await upload_file(client, session.headers)).status_code == 201
+    for name in ("a.txt", "b.txt"):
+        assert (await upload_file(client, session.headers, filename=name)).status_code == 201
+    owner_prefix = uuid.UUID(user["id"]).hex
+    assert len(stored_keys(owner_prefix)) == 2
 
     assert await _delete_me(client, session.headers, DEFAULT_PASSWORD) == 204
 
     for table in USER_COLUMNS:
         assert await _rows(resources, table, user["id"]) == 0, table
+    assert stored_keys(owner_prefix) == set(), "the stored files outlived the account"
     for device in (session, other_device):
         error_of(await client.get(f"{API}/users/me", headers=device.headers), 401)
     login_again = await client.post(

@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -10,16 +9,7 @@ from fastapi import FastAPI
 
 from app.email.base import EmailProvider
 from app.routes.deps import get_email_provider
-from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, unique_email
-
-
-def logged_events(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
-    """structlog hands its event dict to the standard logging record as `msg`."""
-    return [
-        record.msg
-        for record in caplog.records
-        if isinstance(record.msg, dict) and record.msg.get("event") == event
-    ]
+from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, logged_events, unique_email
 
 
 @pytest.fixture
