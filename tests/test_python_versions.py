@@ -4,8 +4,10 @@ and python3.14 (forky) in debootstrapped chroots (tests/debian_env.py). Inside a
 default variant, rendered for that version, is installed with uv on the chroot's interpreter
 and runs its own `make lint`, `make typecheck` and `make test` on SQLite, then on the host's
 PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL; the chroot shares the host's
-network). A version no Debian suite carries (3.12) is rendered, installed and checked (lint,
-types) in the chroot of the next version up (CHECKED_ON), its suites not run.
+network). A version no Debian suite carries (3.12) runs the same pipeline on an interpreter
+the host has (pyenv's, tests/host_pythons.py); where it has none, it is rendered, installed
+and checked (lint, types) in the chroot of the next version up (CHECKED_ON), its suites not
+run.
 
 The service's image is built and run for each version a base image can be had for here:
 the python and uv stand-ins the Dockerfile's stages name (python:X.Y-slim-bookworm,
@@ -40,7 +42,7 @@ import httpx
 import pytest
 import redis
 
-from tests import containers, debian_env, matrix
+from tests import containers, debian_env, host_pythons, matrix
 from tests.conftest import summary_sections
 from tests.rendering import render
 
@@ -78,9 +80,37 @@ def debian_versions() -> list[str]:
     return [version for version in offered_versions() if version in debian_env.PYTHON_SUITES]
 
 
+# Offered versions no Debian suite carries that the host itself has an interpreter of.
+HOST_PYTHONS = {
+    version: interpreter
+    for version in offered_versions()
+    if version != HOST_PYTHON and version not in debian_env.PYTHON_SUITES
+    if (interpreter := host_pythons.find(version)) is not None
+}
+
+
+def suite_versions() -> list[str]:
+    """Every version whose suites run here, on its own interpreter (the host's aside)."""
+    return [*debian_versions(), *HOST_PYTHONS]
+
+
+def checked_only_versions() -> list[str]:
+    return [v for v in offered_versions() if v in CHECKED_ON and v not in HOST_PYTHONS]
+
+
 def checked_versions() -> list[str]:
-    """Every version whose render is installed and checked in a chroot."""
-    return [*debian_versions(), *(v for v in offered_versions() if v in CHECKED_ON)]
+    """Every version whose render is installed and checked in a chroot or on the host."""
+    return [*suite_versions(), *checked_only_versions()]
+
+
+Place = debian_env.DebianEnv | host_pythons.HostPython
+
+
+def uv_python(version: str, place: Place) -> str:
+    """The interpreter `version`'s pipeline installs on, as `place` sees it."""
+    if isinstance(place, host_pythons.HostPython):
+        return place.python()
+    return f"/usr/bin/python{CHECKED_ON.get(version, version)}"
 
 
 @dataclass
@@ -159,11 +189,11 @@ class Renders:
         self,
         template: Path,
         tmp_path_factory: pytest.TempPathFactory,
-        envs: dict[str, debian_env.DebianEnv],
+        places: dict[str, Place],
         table: Table,
     ) -> None:
         self.template, self.tmp_path_factory = template, tmp_path_factory
-        self.envs, self.table = envs, table
+        self.places, self.table = places, table
         self.projects: dict[str, Path] = {}
 
     def __call__(self, version: str) -> Path:
@@ -176,13 +206,10 @@ class Renders:
         return self.projects[version]
 
     def lock(self, version: str, project: Path) -> None:
-        interpreter = CHECKED_ON.get(version, version)
-        env = self.envs[interpreter]
+        env = self.places[version]
         with env.session({project: service_dir(version)}) as chroot:
             result = chroot.run(
-                "uv lock",
-                cwd=service_dir(version),
-                env={"UV_PYTHON": f"/usr/bin/python{interpreter}"},
+                "uv lock", cwd=service_dir(version), env={"UV_PYTHON": uv_python(version, env)}
             )
         assert result.ok, f"[python {version}] `uv lock` in {env.suite} failed\n{result.output}"
         self.table.environments.append(
@@ -194,10 +221,10 @@ class Renders:
 def version_renders(
     template_repo: Path,
     tmp_path_factory: pytest.TempPathFactory,
-    debian_envs: dict[str, debian_env.DebianEnv],
+    places: dict[str, Place],
     version_table: Table,
 ) -> Renders:
-    return Renders(template_repo, tmp_path_factory, debian_envs, version_table)
+    return Renders(template_repo, tmp_path_factory, places, version_table)
 
 
 @pytest.fixture(scope="session")
@@ -216,6 +243,20 @@ def debian_envs(version_table: Table) -> dict[str, debian_env.DebianEnv]:
     with ThreadPoolExecutor(max_workers=len(envs) or 1) as pool:
         version_table.environments += list(pool.map(ensure, envs.values()))
     return envs
+
+
+@pytest.fixture(scope="session")
+def places(debian_envs: dict[str, debian_env.DebianEnv], version_table: Table) -> dict[str, Place]:
+    """Where each checked version's pipeline runs: its chroot, the host's interpreter, or
+    the chroot of CHECKED_ON's version."""
+    found: dict[str, Place] = {
+        version: host_pythons.HostPython(version, interpreter)
+        for version, interpreter in HOST_PYTHONS.items()
+    }
+    version_table.environments += [f"{v}: {place.suite}" for v, place in found.items()]
+    for version in checked_versions():
+        found.setdefault(version, debian_envs[CHECKED_ON.get(version, version)])
+    return found
 
 
 @dataclass
@@ -239,17 +280,14 @@ STEPS = (
 )
 
 
-def run_version(
-    version: str, env: debian_env.DebianEnv, project: Path, table: Table
-) -> dict[str, Step]:
-    """Install the rendered service on the chroot's Python, then run each check in turn
-    (every check runs, whatever the others gave; nothing runs if the install fails). A
-    version of CHECKED_ON runs on the newer interpreter, without its suites."""
-    interpreter = CHECKED_ON.get(version, version)
+def run_version(version: str, env: Place, project: Path, table: Table) -> dict[str, Step]:
+    """Install the rendered service on the chroot's (or the host's) Python, then run each
+    check in turn (every check runs, whatever the others gave; nothing runs if the install
+    fails). A version of CHECKED_ON runs on the newer interpreter, without its suites."""
     mypy_cache = env.cache_root / f"mypy-cache-{version}"  # warm across runs
     mypy_cache.mkdir(parents=True, exist_ok=True)
     settings = {
-        "UV_PYTHON": f"/usr/bin/python{interpreter}",
+        "UV_PYTHON": uv_python(version, env),
         "MYPY_CACHE_DIR": mypy_cache_dir(version),
     }
     services = {
@@ -261,7 +299,7 @@ def run_version(
         {project: service_dir(version), mypy_cache: mypy_cache_dir(version)}
     ) as chroot:
         for cell, script in STEPS:
-            if cell.startswith("suite") and version in CHECKED_ON:
+            if cell.startswith("suite") and version in checked_only_versions():
                 table.record(version, cell, Cell(False, 0.0, f"no {version} here"))
                 continue
             if cell == "suite on PostgreSQL+Redis" and not all(services.values()):
@@ -278,22 +316,16 @@ def run_version(
 
 @pytest.fixture(scope="session")
 def version_runs(
-    debian_envs: dict[str, debian_env.DebianEnv],
+    places: dict[str, Place],
     version_renders: Renders,
     version_table: Table,
 ) -> dict[str, dict[str, Step]]:
-    """Every Debian-provided version's pipeline, the versions side by side (one chroot
-    session each): CI runs the template's tests on one core, this uses the other."""
+    """Every checked version's pipeline, the versions side by side (one session each): CI
+    runs the template's tests on one core, this uses the other."""
     projects = {version: version_renders(version) for version in checked_versions()}
     with ThreadPoolExecutor(max_workers=max(len(projects), 1)) as pool:
         futures = {
-            version: pool.submit(
-                run_version,
-                version,
-                debian_envs[CHECKED_ON.get(version, version)],
-                project,
-                version_table,
-            )
+            version: pool.submit(run_version, version, places[version], project, version_table)
             for version, project in projects.items()
         }
         return {version: future.result() for version, future in futures.items()}
@@ -316,7 +348,7 @@ def test_every_offered_version_is_run_or_checked_on_another() -> None:
         version
         for version in offered_versions()
         if version != HOST_PYTHON
-        and version not in debian_env.PYTHON_SUITES
+        and version not in suite_versions()
         and CHECKED_ON.get(version) not in debian_env.PYTHON_SUITES
     ]
     assert unplaced == [], "add to debian_env.PYTHON_SUITES or CHECKED_ON"
@@ -329,7 +361,8 @@ def test_install_on_the_chroots_interpreter(
 ) -> None:
     step_of(version_runs, version, "install")
     output = step_of(version_runs, version, "interpreter").output
-    major, minor = CHECKED_ON.get(version, version).split(".")
+    runs_on = version if version in suite_versions() else CHECKED_ON[version]
+    major, minor = runs_on.split(".")
     assert f"({major}, {minor}) {service_dir(version)}/.venv" in output
 
 
@@ -346,7 +379,7 @@ def test_types(version_runs: dict[str, dict[str, Step]], version: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version", debian_versions())
+@pytest.mark.parametrize("version", suite_versions())
 def test_suite_on_sqlite(version_runs: dict[str, dict[str, Step]], version: str) -> None:
     output = step_of(version_runs, version, "suite on SQLite").output
     assert "backends: database=sqlite cache=memory" in output
@@ -354,7 +387,7 @@ def test_suite_on_sqlite(version_runs: dict[str, dict[str, Step]], version: str)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version", debian_versions())
+@pytest.mark.parametrize("version", suite_versions())
 def test_suite_on_postgres_and_redis(
     version_runs: dict[str, dict[str, Step]], version: str
 ) -> None:
