@@ -25,25 +25,27 @@ PYENV_ROOT = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
 def find(version: str) -> Path | None:
-    """An interpreter of `version` ("3.12") that runs, or None: python<version> on PATH
-    first (pyenv's shims answer only for the selected version, so they may refuse), then
-    the newest of pyenv's installations of that minor version."""
-    candidates = [shutil.which(f"python{version}")]
+    """The executable of an interpreter of `version` ("3.12") that runs, or None: pyenv's
+    installations of that minor version, newest first, then python<version> on PATH. The
+    interpreter's own `sys.executable` is returned, never a shim (pyenv's shims answer
+    only for the version pyenv has selected)."""
     installed = sorted(
         PYENV_ROOT.glob(f"versions/{version}.*/bin/python{version}"),
         key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
         reverse=True,
     )
-    candidates += [str(path) for path in installed]
-    for candidate in filter(None, candidates):
+    for candidate in [*map(str, installed), shutil.which(f"python{version}")]:
+        if candidate is None:
+            continue
         probe = subprocess.run(
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"],
             capture_output=True,
             text=True,
             check=False,
         )
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return Path(candidate)
+        found = probe.stdout.split()
+        if probe.returncode == 0 and len(found) == 2 and found[0] == version:
+            return Path(found[1])
     return None
 
 
