@@ -57,3 +57,6 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Python warnings (SQLAlchemy's SAWarning when concurrent deletes race, say) would go
+    # to stderr as plain text between the JSON lines: log them as warnings instead.
+    logging.captureWarnings(True)

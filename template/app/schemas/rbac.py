@@ -32,6 +32,10 @@ PermissionName = Annotated[
 ]
 
 
+# How many unknown permission names an error message names.
+UNKNOWN_NAMED = 5
+
+
 class FeatureResponse(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -74,7 +78,11 @@ class RoleCreate(RequestModel):
     def known_permissions(cls, permissions: list[str]) -> list[str]:
         unknown = sorted(set(permissions) - PERMISSIONS)
         if unknown:
-            raise ValueError(f"unknown permissions: {', '.join(unknown)}")
+            # The caller's input sizes the message: name a few, count the rest.
+            named = ", ".join(repr(name[:64]) for name in unknown[:UNKNOWN_NAMED])
+            more = len(unknown) - UNKNOWN_NAMED
+            counted = f" and {more} more" if more > 0 else ""
+            raise ValueError(f"unknown permissions: {named}{counted}")
         return sorted(set(permissions))
 
 

@@ -79,10 +79,42 @@ def test_every_redis_url_form_is_accepted_and_kept_for_the_rate_limiter(
     assert limits_storage_url(redis_url) == limits_url
 
 
-@pytest.mark.parametrize("redis_url", ["localhost:6379", "http://cache:6379/0"])
+@pytest.mark.parametrize(
+    "redis_url",
+    [
+        "localhost:6379",
+        "http://cache:6379/0",
+        # redis-py parses these, then fails or misleads at run time:
+        "redis://cache:6379/abc",  # read as database 0
+        "redis://cache:6379/1/2",  # read as database 12
+        "redis://cache:6379/-1",
+        "redis://cache:6379/0?health_check_interval=-5",
+        "redis://cache:6379/0?protocol=9",
+        "redis://cache:6379/0?foo=bar",
+        "redis://",
+        "redis://cache:0/0",
+    ],
+)
 def test_a_redis_url_redis_py_cannot_use_is_refused(redis_url: str) -> None:
     with pytest.raises(ValidationError, match="REDIS_URL is not a Redis URL"):
         Settings(_env_file=None, redis_url=redis_url)
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        ["https://a .com"],
+        ["https://a.com "],
+        ["https://a.com\u0000"],
+        ["https://a.com:0"],
+        ["https://a_b.com"],
+        ["https://-a.com"],
+        ["https://a.com", "https://a.com"],
+    ],
+)
+def test_cors_origins_a_browser_never_sends_are_refused(origins: list[str]) -> None:
+    with pytest.raises(ValidationError, match="CORS"):
+        Settings(_env_file=None, cors_origins=origins)
 
 
 def test_the_rate_limiter_starts_on_a_unix_socket_url() -> None:
