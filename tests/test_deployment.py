@@ -199,7 +199,7 @@ def test_nginx_config_passes_nginx_t(rendered: dict[str, Path], nginx: Nginx, si
 def test_nginx_https_site_redirects_and_offers_modern_tls_only(rendered: dict[str, Path]) -> None:
     site = (rendered["compose"] / "deploy/nginx/https.conf").read_text()
     plain, tls = site.split("listen 443 ssl;")
-    assert "return 301 https://$public_host$request_uri;" in plain, "never the client's Host"
+    assert "return 308 https://$public_host$request_uri;" in plain, "never the client's Host"
     assert "include /etc/nginx/proxy.conf;" not in plain, "plain HTTP only redirects"
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls
     ciphers = re.search(r"ssl_ciphers (\S+);", tls)

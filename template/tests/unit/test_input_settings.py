@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import Settings
+from app.core.config import Settings, SettingsError, get_settings
 from app.core.rate_limit import create_rate_limiter, limits_storage_url
 
 
@@ -121,3 +121,22 @@ def test_the_rate_limiter_starts_on_a_unix_socket_url() -> None:
     settings = Settings(_env_file=None, redis_url="unix:///var/run/redis/redis.sock?db=1")
 
     create_rate_limiter(settings)  # raised at start-up when the URL was rewritten
+
+
+def test_refused_settings_are_named_without_their_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard's message once carried every input, the mail password among them."""
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "short")
+    monkeypatch.setenv("SMTP_PASSWORD", "hunter2-mail-password")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+    message = str(refused.value)
+    assert "SECRET_KEY" in message
+    assert "hunter2-mail-password" not in message
+    assert "input_value" not in message
+    assert refused.value.__cause__ is None
