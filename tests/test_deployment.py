@@ -784,7 +784,9 @@ def test_migration_job_runs_alembic_with_the_app_settings(
     pod = job["spec"]["template"]["spec"]
     _assert_locked_down(pod, "Job")
     container = _container(pod)
-    assert container["command"] == MIGRATE_AND_SEED
+    # args, not command: the image's entrypoint checks the settings first (app/start.py).
+    assert container["args"] == MIGRATE_AND_SEED
+    assert "command" not in container
     assert pod["restartPolicy"] == "Never"
     app_container = _container(manifests["Deployment"]["spec"]["template"]["spec"])
     assert container["envFrom"] == app_container["envFrom"]
