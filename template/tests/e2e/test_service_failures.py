@@ -115,6 +115,22 @@ async def test_redis_dropping_mid_request_answers_503_or_completes(
     assert after.status_code == 200
 
 
+async def test_requests_after_redis_restarted_are_served(
+    settings: Settings, redis_proxy: FaultyProxy, auth_headers: dict[str, str]
+) -> None:
+    """A restart kills every pooled connection; Redis answering again, no request may
+    fail on one of them (each once got a 503 after Redis was back)."""
+    async with app_through(settings, redis_url=redis_url_through(redis_proxy)) as client:
+        me = f"{API}/users/me"
+        warm = await asyncio.gather(*(client.get(me, headers=auth_headers) for _ in range(8)))
+        assert {response.status_code for response in warm} == {200}
+        redis_proxy.drop()  # the restart: every open connection is reset...
+        redis_proxy.resume()  # ...and Redis accepts new ones at once
+        after = await asyncio.gather(*(client.get(me, headers=auth_headers) for _ in range(8)))
+
+    assert [response.status_code for response in after] == [200] * 8, after[0].text
+
+
 @asynccontextmanager
 async def on_commit(action: Callable[[], None]) -> AsyncIterator[None]:
     """Run `action` right after the next database commit of any session."""
