@@ -50,10 +50,22 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status_code = 500
-        response_started = False
+        response_started = response_complete = False
+        # Whether the client left before the response was complete, and if so, whether
+        # before it started: FastAPI answers a body cut short with a 400 nobody reads.
+        disconnected: bool | None = None
+
+        async def receive_watching_disconnect() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect" and not response_complete:
+                disconnected = disconnected or not response_started
+            return message
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status_code, response_started
+            nonlocal status_code, response_started, response_complete
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                response_complete = True
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
@@ -67,12 +79,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, receive_watching_disconnect, send_with_request_id)
         except ClientDisconnect:
             # Nobody is left to answer: not a fault of the service.
-            if not response_started:
-                status_code = CLIENT_CLOSED_REQUEST
-            access_logger.info("client_disconnected", method=scope["method"], path=scope["path"])
+            disconnected = disconnected or not response_started
         except Exception:
             access_logger.exception("unhandled_exception")
             if response_started:
@@ -84,6 +94,12 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send)
         finally:
+            if disconnected is not None:
+                if disconnected:  # before any answer: what was sent, nobody received
+                    status_code = CLIENT_CLOSED_REQUEST
+                access_logger.info(
+                    "client_disconnected", method=scope["method"], path=scope["path"]
+                )
             if _access_level.isEnabledFor(logging.INFO):
                 self._log_access(scope, status_code, started)
 
