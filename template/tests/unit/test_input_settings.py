@@ -124,10 +124,10 @@ def test_the_rate_limiter_starts_on_a_unix_socket_url() -> None:
 
 
 def test_refused_settings_are_named_without_their_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guard's message once carried every input, the mail password among them."""
+    """The guard's message once carried every input, passwords among them."""
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SECRET_KEY", "short")
-    monkeypatch.setenv("SMTP_PASSWORD", "hunter2-mail-password")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://svc:hunter2-db-password@db/svc")
     get_settings.cache_clear()
     try:
         with pytest.raises(SettingsError) as refused:
@@ -137,6 +137,6 @@ def test_refused_settings_are_named_without_their_values(monkeypatch: pytest.Mon
 
     message = str(refused.value)
     assert "SECRET_KEY" in message
-    assert "hunter2-mail-password" not in message
+    assert "hunter2-db-password" not in message
     assert "input_value" not in message
     assert refused.value.__cause__ is None
