@@ -139,7 +139,7 @@ def test_following_the_guide_gives_a_service_that_passes_its_checks(
             "TEST_REDIS_URL": os.environ["TEST_REDIS_URL"],
         }
         label = "postgresql+redis"
-    command = [python, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-v"]
+    command = [python, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", "-v"]
     suite = run(command, f"pytest ({label})", env, backend=label).stdout
     written = re.findall(r"^async def (test_\w+)", (SNIPPETS / GUIDE_TESTS).read_text(), re.M)
     passed = re.findall(rf"^{re.escape(GUIDE_TESTS)}::(\w+) PASSED", suite, re.M)

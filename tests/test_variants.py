@@ -482,7 +482,7 @@ def test_generated_suite(variant: Variant, backend: str, record_suite_run: list[
         label, header = "postgresql+redis", "backends: database=postgresql cache=redis"
     result = run_in_service(
         variant.path,
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs"],
         variant=variant.name,
         step=f"pytest ({label})",
         env=env,

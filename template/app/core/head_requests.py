@@ -4,10 +4,14 @@ A HEAD request goes down to the app as a GET, and its answer comes back with the
 status and headers (`Content-Length` included) and no body: the routes declare GET
 only, and the OpenAPI document describes the GET operations (HEAD is implied by them,
 as RFC 9110 says). The access log and rate limits still see the request's own method,
-outside this middleware.
+outside this middleware. A route whose answer points elsewhere (a presigned redirect,
+signed for one method) asks `is_head_request` which method the client will follow with.
 """
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEAD_SCOPE_KEY = "head_as_get"
 
 
 class HeadAsGetMiddleware:
@@ -27,4 +31,9 @@ class HeadAsGetMiddleware:
         # A copy, so the middleware around this one still sees HEAD; the request state
         # (where a route leaves its rate-limit status for them) stays shared.
         scope.setdefault("state", {})
-        await self.app({**scope, "method": "GET"}, receive, send_without_body)
+        await self.app({**scope, "method": "GET", HEAD_SCOPE_KEY: True}, receive, send_without_body)
+
+
+def is_head_request(request: Request) -> bool:
+    """True when the client sent HEAD (the route sees GET: `HeadAsGetMiddleware`)."""
+    return bool(request.scope.get(HEAD_SCOPE_KEY))
