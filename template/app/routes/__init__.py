@@ -21,7 +21,7 @@ API_TAGS: list[dict[str, Any]] = [
     {"name": "auth", "description": "Accounts, sessions, passwords and email verification."},
     {"name": "users", "description": "Your own profile, and user administration."},
     {"name": "articles", "description": "Articles: drafts, publishing and listing."},
-    {"name": "files", "description": "Uploaded files: yours, or everyone's with `files:admin`."},
+    {"name": "files", "description": "Uploaded files: yours, or everyone's with `files:moderate`."},
     {"name": "rbac", "description": "Roles and permissions: the catalog and role grants."},
     {"name": "health", "description": "Liveness and readiness probes (outside `/api/v1`)."},
 ]

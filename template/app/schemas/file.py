@@ -53,7 +53,7 @@ class FileListQuery(ListQuery):
         "created_at", "-created_at", "original_name", "-original_name", "size", "-size"
     ] = Field(default="-created_at", description="`-` for descending.")
     owner_id: uuid.UUID | None = Field(
-        default=None, description="Owned by this user (only your own without `files:admin`)."
+        default=None, description="Owned by this user (only your own without `files:moderate`)."
     )
     content_type: str | None = Field(
         default=None,

@@ -1,6 +1,7 @@
 """`GET /files` on the shared list machinery, with the variant's real storage behind the
-uploads: your own files only, everyone's for a `files:admin` holder; filters, sort orders,
-both kinds of paging and field selection; bad parameters are a 422 in the common shape."""
+uploads: your own files only, everyone's for a `files:moderate` holder (as for one file);
+filters, sort orders, both kinds of paging and field selection; bad parameters are a 422
+in the common shape."""
 
 from typing import Any
 
@@ -8,7 +9,16 @@ import httpx
 import pytest
 
 from app.core.resources import Resources
-from tests.helpers import API, error_of, get_page, login_as, upload_file
+from tests.helpers import (
+    API,
+    error_of,
+    get_page,
+    login,
+    login_as,
+    register_user,
+    set_roles,
+    upload_file,
+)
 
 FILES = f"{API}/files"
 
@@ -98,6 +108,32 @@ async def test_a_files_admin_lists_everyones_files_and_filters_by_owner(
     assert sorted(await _names(client, admin)) == ["a.txt", "b.txt"]
     assert await _names(client, admin, owner_id=other_id) == ["b.txt"]
     assert await _names(client, editor) == []
+
+
+async def test_a_files_moderator_lists_the_files_it_may_open(
+    client: httpx.AsyncClient,
+    resources: Resources,
+    auth_headers: dict[str, str],
+    other_auth_headers: dict[str, str],
+) -> None:
+    """The list and the single file follow one rule: what a caller may open, it may list."""
+    await _upload(client, auth_headers, "a.txt")
+    other_file = await _upload(client, other_auth_headers, "b.txt")
+    admin = await login_as(client, resources, "admin")
+    created = await client.post(
+        f"{API}/rbac/roles",
+        headers=admin,
+        json={"name": "file-moderator", "permissions": ["files:moderate"]},
+    )
+    assert created.status_code == 201, created.text
+    moderator = await register_user(client)
+    await set_roles(resources, moderator["id"], "file-moderator")
+    headers = await login(client, moderator["email"])
+
+    opened = await client.get(f"{FILES}/{other_file['id']}", headers=headers)
+
+    assert opened.status_code == 200, opened.text
+    assert sorted(await _names(client, headers)) == ["a.txt", "b.txt"]
 
 
 async def test_listing_needs_authentication(client: httpx.AsyncClient) -> None:
