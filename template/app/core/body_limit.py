@@ -33,6 +33,8 @@ SCOPE_KEY = "app.body_limit"
 class BodyLimit:
     max_bytes: int
     message: str | None = None
+    # The limit the 413 states, when it is not the body's: an upload's is its file's.
+    stated_max_bytes: int | None = None
     received: int = 0
     checked_length: bool = False
     complete: bool = False
@@ -45,7 +47,7 @@ class BodyLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
-                    raise RequestBodyTooLarge(self.max_bytes, self.message)
+                    raise self.too_large()
                 return
 
     def count(self, message: Message) -> None:
@@ -53,17 +55,23 @@ class BodyLimit:
             self.complete = not message.get("more_body", False)
             self.received += len(message.get("body", b""))
             if self.received > self.max_bytes:
-                raise RequestBodyTooLarge(self.max_bytes, self.message)
+                raise self.too_large()
+
+    def too_large(self) -> RequestBodyTooLarge:
+        stated = self.max_bytes if self.stated_max_bytes is None else self.stated_max_bytes
+        return RequestBodyTooLarge(stated, self.message)
 
 
-def raise_body_limit(scope: Scope, max_bytes: int, message: str) -> None:
-    """Let this request's body grow to `max_bytes` (413 with `message` past it).
+def raise_body_limit(scope: Scope, max_bytes: int, message: str, *, stated_max_bytes: int) -> None:
+    """Let this request's body grow to `max_bytes` (413 with `message` past it, whose
+    `details.max_bytes` is `stated_max_bytes`: the limit the client is told to keep to).
 
     Call it before the body is first read; a route that reads a large body on purpose
     (an upload) does, in the dependency that reads it."""
     limit: BodyLimit | None = scope.get(SCOPE_KEY)
     if limit is not None:
         limit.max_bytes, limit.message = max_bytes, message
+        limit.stated_max_bytes = stated_max_bytes
 
 
 class BodyLimitMiddleware:

@@ -128,9 +128,15 @@ class TooManyRequestsException(AppException):
 
 
 class PayloadTooLargeException(AppException):
+    """A body or file over its limit: `details` says the limit (`max_bytes`, in bytes)."""
+
     status_code = 413
     code = "payload_too_large"
     default_message = "The request body is too large"
+
+    def __init__(self, message: str | None = None, *, max_bytes: int) -> None:
+        super().__init__(message, details={"max_bytes": max_bytes})
+        self.max_bytes = max_bytes
 
 
 class RequestBodyTooLarge(HTTPException):

@@ -28,6 +28,7 @@ async def read_upload(request: Request, resources: AppResources) -> AsyncIterato
         request.scope,
         max_bytes + MULTIPART_OVERHEAD_BYTES,
         f"Files are limited to {max_bytes} bytes",
+        stated_max_bytes=max_bytes,
     )
     form = await request.form(max_files=1, max_fields=8)
     try:

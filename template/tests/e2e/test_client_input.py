@@ -345,6 +345,7 @@ async def test_upload_keeps_its_own_larger_limit(settings: Settings, resources: 
     assert accepted.status_code == 201, accepted.text
     error = error_of(refused, 413, "payload_too_large")
     assert error["message"] == f"Files are limited to {max_bytes} bytes"
+    assert error["details"] == {"max_bytes": max_bytes}
     assert error_of(other_route, 413, "payload_too_large")["details"] == {"max_bytes": 1024}
 
 

@@ -117,7 +117,8 @@ async def test_a_file_at_the_limit_is_accepted_and_one_byte_more_is_413(
     over_limit = await upload_file(client, auth_headers, b"x" * (TEST_UPLOAD_MAX_BYTES + 1))
 
     assert at_limit.status_code == 201, at_limit.text
-    error_of(over_limit, 413, "payload_too_large")
+    error = error_of(over_limit, 413, "payload_too_large")
+    assert error["details"] == {"max_bytes": TEST_UPLOAD_MAX_BYTES}  # the file's limit
 
 
 async def test_a_declared_content_length_over_the_limit_is_413(
