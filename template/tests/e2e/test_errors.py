@@ -101,7 +101,7 @@ async def test_head_is_answered_wherever_get_is(
         assert head.content == b""
         for name in ("content-type", "content-length", "ratelimit-limit"):
             assert head.headers.get(name) == get.headers.get(name), (path, name)
-        # A presigned redirect is signed for the method and the second it was made in.
+        # A redirect to the storage may carry a signature of the method and the second.
         assert unsigned(head.headers.get("location")) == unsigned(get.headers.get("location"))
 
     refused = await client.head(f"{API}/users/me")
@@ -110,7 +110,7 @@ async def test_head_is_answered_wherever_get_is(
 
 
 def unsigned(location: str | None) -> str | None:
-    """A redirect's target without its query (where a presigned URL keeps its signature)."""
+    """A redirect's target without its query (where a signed URL keeps its signature)."""
     return None if location is None else urlsplit(location)._replace(query="").geturl()
 
 
