@@ -2,8 +2,12 @@
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +61,88 @@ def test_the_refusal_is_one_json_line_in_process(
 
     assert json.loads(capsys.readouterr().out)["level"] == "critical"
     assert start.main([]) == 64
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_a_stopping_server_with_workers_refuses_new_connections_at_once(tmp_path: Path) -> None:
+    """SIGTERM to the image's command with two workers: while a request in flight
+    finishes, a new connection is refused (a proxy passes it to another replica), not
+    accepted by a socket no worker reads (uvicorn's supervisor held it open; the proxy
+    then got a reset for a request it had sent, a 502 in every rollout)."""
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"WEB_CONCURRENCY", "DATABASE_URL", "REDIS_URL"}
+    }
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(  # noqa: S603  (our own interpreter, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "app.start",
+            "uvicorn",
+            "--factory",
+            "app.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--timeout-graceful-shutdown",
+            "20",
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _refuses_connections(port):
+            assert server.poll() is None, "exited before serving"
+            assert time.monotonic() < deadline, "not serving after 60 s"
+            time.sleep(0.2)
+        # A request in flight: its body half sent, so a worker waits on the rest.
+        body = b'{"email": "not-an-address", "password": "correct horse battery staple"}'
+        in_flight = socket.create_connection(("127.0.0.1", port), timeout=30)
+        in_flight.sendall(
+            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body[:10]
+        )
+        time.sleep(1.0)
+        server.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        while not _refuses_connections(port):
+            # The supervisor checks for signals every 0.5 s, the workers every 0.1 s.
+            assert time.monotonic() - stopping < 5, "still accepting 5 s after SIGTERM"
+            time.sleep(0.1)
+
+        in_flight.sendall(body[10:])
+        answer = in_flight.recv(65536)
+        in_flight.close()
+        assert answer.startswith(b"HTTP/1.1 422 "), answer[:200]
+        assert server.wait(timeout=30) == 0
+    finally:
+        server.kill()
+        server.wait()
+        log.close()
