@@ -6,6 +6,7 @@ the worker processes a multi-worker uvicorn supervisor spawned, and nothing else
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -154,10 +155,9 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=STOP_TIMEOUT_S)
-        try:  # a worker that outlived its supervisor is still in the group
+        # A worker that outlived its supervisor is still in the group.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> Self:
         return self

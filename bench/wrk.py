@@ -176,10 +176,12 @@ def start(wrk: str, request: Request, load: Load) -> subprocess.Popen[str]:
 def finish(process: subprocess.Popen[str], load: Load) -> WrkResult:
     try:
         stdout, stderr = process.communicate(timeout=load.duration_s + WRK_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as timeout:
         process.kill()
         process.communicate()
-        raise WrkError(f"wrk did not finish within {load.duration_s + WRK_GRACE_SECONDS}s")
+        raise WrkError(
+            f"wrk did not finish within {load.duration_s + WRK_GRACE_SECONDS}s"
+        ) from timeout
     if process.returncode != 0:
         raise WrkError(f"wrk exited with {process.returncode}:\n{stderr}\n{stdout}")
     return parse_output(stdout)

@@ -93,8 +93,9 @@ def _database(base_url: str | None, project: Path) -> Iterator[str]:
 def serve(project: Path, **settings: str) -> Iterator[LiveService]:
     """Migrate, seed, create the administrator and serve `project` until the block ends.
 
-    Rate limits are off (the journeys and the fuzzer send many requests from one address);
-    email goes to the log. PostgreSQL and Redis come from TEST_DATABASE_URL/TEST_REDIS_URL.
+    Rate limits are on, as in production, the general ones raised for the journeys and the
+    fuzzer (many requests from one address); a route's own limit (the upload's) stays.
+    Email goes to the log. PostgreSQL and Redis come from TEST_DATABASE_URL/TEST_REDIS_URL.
     """
     with _database(os.environ.get("TEST_DATABASE_URL"), project) as database_url:
         env = {
@@ -104,7 +105,9 @@ def serve(project: Path, **settings: str) -> Iterator[LiveService]:
             "DATABASE_URL": database_url,
             "REDIS_URL": os.environ.get("TEST_REDIS_URL", ""),
             "CACHE_KEY_PREFIX": f"contract-{uuid.uuid4().hex[:8]}:",
-            "RATE_LIMIT_ENABLED": "false",
+            "RATE_LIMIT_ENABLED": "true",
+            "RATE_LIMIT_PER_USER": "1000000/minute",
+            "RATE_LIMIT_PER_IP": "1000000/minute",
             "LOGIN_RATE_LIMIT_PER_IP": "10000/minute",
             "LOGIN_RATE_LIMIT_PER_ACCOUNT": "10000/minute",
             "EMAIL_LINK_RATE_LIMIT": "10000/minute",

@@ -14,6 +14,10 @@ import copier
 
 BIN_DIR = Path(sys.executable).parent
 DEFAULT_TIMEOUT = 600
+# The generated suite's read replica tests (they build a primary and a standby of their
+# own, with PostgreSQL's server programs): run by the default variant's PostgreSQL suite
+# on this host, deselected where running them again would prove nothing new.
+READ_REPLICA_TESTS = "tests/e2e/test_read_replicas.py"
 
 
 @dataclass

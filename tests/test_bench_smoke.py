@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from bench.endpoints import ENDPOINTS
+from bench.replicas import ENDPOINTS as REPLICA_RUNS
+from bench.replicas import SETUPS
 from bench.wrk import WrkError, locate_wrk, parse_output
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -145,3 +147,40 @@ def test_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert results["copier_copy_s"] > 0
     assert results["targets"]
     assert all(t["measured"] is not None for t in results["targets"])
+
+
+@pytest.mark.slow
+def test_replica_smoke_run_reports_both_setups(tmp_path: Path) -> None:
+    """`python -m bench.replicas --smoke`: reads on a standby versus all on the primary."""
+    _, redis_url = _services()
+    output = tmp_path / "replicas.json"
+    env = {**os.environ}
+    env.pop("VIRTUAL_ENV", None)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.replicas",
+            "--smoke",
+            f"--output={output}",
+            f"--redis-url={redis_url}",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_S,
+        check=False,
+    )
+    transcript = f"--- stdout ---\n{completed.stdout}\n--- stderr ---\n{completed.stderr}"
+    assert completed.returncode == 0, transcript
+
+    rows = json.loads(output.read_text())["rows"]
+    measured = {(row["setup"], row["endpoint"]) for row in rows}
+    assert measured == {(setup, endpoint.label) for setup in SETUPS for endpoint in REPLICA_RUNS}
+    for row in rows:
+        assert row["requests_per_second"] > 0, f"{row}\n{transcript}"
+        assert row["errors"] == 0, f"{row}\n{transcript}"
+    on_standby = [row for row in rows if row["setup"] == SETUPS[0]]
+    assert any(row["standby_cpu_ms_per_request"] > 0 for row in on_standby), transcript
+    assert "GET /api/v1/articles?limit=100" in completed.stdout

@@ -375,6 +375,49 @@ def test_nginx_passes_on_unreachable_replicas_but_never_the_apps_503(
     assert sum(served) == len(answers), f"requests per replica: {served}"
 
 
+def _raw_answer(edge: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes no HTTP client would; the status, headers and body nginx answers."""
+    host, port = edge.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in header_lines)
+    }
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", 400, "bad_request"),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+    ],
+)
+def test_a_request_nginx_cannot_parse_is_answered_in_the_error_shape(
+    edge: str, request_bytes: bytes, status: int, code: str
+) -> None:
+    """Behind the edge no malformed request reaches the app's server (uvicorn would
+    answer it in plain text): nginx answers it, in the app's error shape."""
+    answered, headers, body = _raw_answer(edge, request_bytes)
+    assert answered == status, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == code
+    assert set(error) == {"code", "message", "details", "request_id"}
+
+
 IDLE_FLOOD = 2500  # above what the old 1024 connections per worker allowed on 2 cores
 
 
@@ -448,7 +491,7 @@ def compose(rendered: dict[str, Path]) -> dict[str, Any]:
 
 def test_compose_runs_replicas_behind_nginx(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"nginx", "app", "migrate", "postgres", "redis"}
+    assert set(services) == {"nginx", "app", "migrate", "postgres", "postgres-standby", "redis"}
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "ports" not in services["app"], "replicas are reached through nginx only"
     assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
@@ -459,6 +502,30 @@ def test_compose_runs_replicas_behind_nginx(compose: dict[str, Any]) -> None:
     assert "./deploy/nginx/certs:/etc/nginx/certs:ro" in services["nginx"]["volumes"]
     assert services["nginx"]["depends_on"]["app"]["condition"] == "service_healthy"
     assert int(services["app"]["stop_grace_period"].rstrip("s")) > 25, "above uvicorn's 25 s"
+
+
+LOOPBACK = {"127.0.0.1/32", "::1/128"}
+
+
+def test_compose_read_replica_is_an_optional_streaming_standby(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    standby = services["postgres-standby"]
+    assert standby["profiles"] == ["read-replica"], "started only with COMPOSE_PROFILES"
+    assert standby["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_basebackup -h postgres" in standby["command"][-1]
+    assert " -R " in standby["command"][-1], "a standby that follows the primary"
+    assert standby["networks"] == ["backend"]
+    assert "postgres-standby" not in str(services["app"].get("depends_on")), "optional for the app"
+    # Switched on by READ_REPLICA alone: COMPOSE_PROFILES may name other profiles too.
+    replicas = services["app"]["environment"]["DATABASE_REPLICA_URLS"]
+    assert replicas.startswith("${READ_REPLICA:+[")
+    assert "@${READ_REPLICA}:5432/" in replicas
+    rules = [line.split() for line in compose["configs"]["postgres-hba"]["content"].splitlines()]
+    assert ["host", "replication", "all", "all", "scram-sha-256"] in rules
+    # Trust only inside the container; over the network, passwords.
+    remote = [rule for rule in rules if rule[0] == "host" and rule[3] not in LOOPBACK]
+    assert remote
+    assert {rule[-1] for rule in remote} == {"scram-sha-256"}
 
 
 def test_compose_app_containers_have_no_capabilities(compose: dict[str, Any]) -> None:

@@ -84,7 +84,11 @@ LEFTOVERS = shutil.ignore_patterns(
 EXPECTATION = re.compile(r"^# (?P<status>\d{3})\b(?:\s*\{(?P<fields>[^}]*)\})?")
 PLACEHOLDER = re.compile(r"<([a-z_]+)>")
 # Compose's interpolation: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, $$.
-INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+# `${NAME}`, `${NAME:-default}`, `${NAME:?error}`, `${NAME:+replacement}` (and the forms
+# without the colon), whose argument holds no other `${...}`: nested ones go first.
+INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?+])(?P<arg>(?:[^}$]|\$(?!\{))*))?\}")
+# `$$` while the rest is interpolated: a literal dollar sign.
+ESCAPED_DOLLAR = "\0"
 
 
 @dataclass(frozen=True)
@@ -394,11 +398,10 @@ def test_the_quick_start_serves_and_the_first_requests_answer_as_documented(
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's variable interpolation, for the forms docker-compose.yml uses."""
+    """Compose's variable interpolation, for the forms docker-compose.yml uses: `$$`, and
+    `${...}` with `:-`, `:?` or `:+`, nested ones first."""
 
     def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
         name, op, argument = match.group("name"), match.group("op"), match.group("arg")
         current = env.get(name)
         unset = current is None or (current == "" and op is not None and op.startswith(":"))
@@ -406,9 +409,14 @@ def interpolate(value: str, env: dict[str, str]) -> str:
             return argument if unset else str(current)
         if op in (":?", "?"):
             assert not unset, f"compose refuses to start: {argument}"
+        if op in (":+", "+"):
+            return "" if unset else argument
         return current or ""
 
-    return INTERPOLATION.sub(substitute, value)
+    text = value.replace("$$", ESCAPED_DOLLAR)
+    while (substituted := INTERPOLATION.sub(substitute, text)) != text:
+        text = substituted
+    return text.replace(ESCAPED_DOLLAR, "$")
 
 
 def env_block(readme: str, marker: str = "compose-env") -> dict[str, str]:
@@ -493,6 +501,34 @@ def test_the_stacks_own_s3_is_the_one_the_readme_names(
     app = services["app"]["environment"]
     container = {**env_file, **{key: interpolate(str(v), env_file) for key, v in app.items()}}
     assert production_guard(project, container, tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("answers", matrix.suite_variants(), ids=variant_name)
+def test_the_stacks_read_replica_is_the_one_the_readme_names(
+    answers: dict[str, Any], rendered_variant: Callable[[dict[str, Any]], Path], tmp_path: Path
+) -> None:
+    """The README's read-replica block turns on a streaming standby of the stack's
+    postgres and points the app's DATABASE_REPLICA_URLS at it, in settings the production
+    guard accepts; without the block the app has no replica."""
+    project = rendered_variant(answers)
+    readme = readme_of(project)
+    own = env_block(readme, "compose-env-read-replica")
+    dotenv = {key: value or "" for key, value in dotenv_values(project / ".env").items()}
+    env_file = {**dotenv, **env_block(readme), **own}
+    services = yaml.safe_load((project / "docker-compose.yml").read_text())["services"]
+    standby = services[own["READ_REPLICA"]]
+    assert own["COMPOSE_PROFILES"] in standby["profiles"]
+    assert "pg_basebackup -h postgres " in standby["command"][-1]
+    app = services["app"]["environment"]
+    container = {**env_file, **{key: interpolate(str(v), env_file) for key, v in app.items()}}
+    # The primary's URL, on the standby's host.
+    standby_url = container["DATABASE_URL"].replace("@postgres:", f"@{own['READ_REPLICA']}:")
+    assert json.loads(container["DATABASE_REPLICA_URLS"]) == [standby_url]
+    allowed = production_guard(project, container, tmp_path)
+    assert allowed.returncode == 0, f"[{variant_name(answers)}] {allowed.stderr[-3000:]}"
+
+    without = {**dotenv, **env_block(readme)}
+    assert interpolate(str(app["DATABASE_REPLICA_URLS"]), without) == ""
 
 
 # What each variant's README names ----------------------------------------------------

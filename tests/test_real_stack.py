@@ -8,7 +8,8 @@ upload through one replica read back through every replica; every replica health
 unprivileged user on a read-only root; a client-sent X-Forwarded-For never becomes the
 client address; /health and /metrics not routed; HTTP redirected to HTTPS (the public
 host and port, never the client's Host) with HSTS, TLS 1.1 refused, the app seeing https;
-a Host other than PUBLIC_HOST refused; uploads at the app's limit reaching the app and
+a Host other than PUBLIC_HOST refused; the README's read replica (a streaming standby
+the app's lists are read from); uploads at the app's limit reaching the app and
 nginx's own 413 in the app's error shape; `make rollout` after an .env change replacing
 every replica while GETs and POSTs flow: zero failed; one replica stopped while GETs and
 POSTs flow: zero failed, and every acknowledged POST stored. Figures (build cold and
@@ -34,6 +35,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -92,14 +94,15 @@ class Stack:
         return lines
 
 
-def readme_env_block(readme: Path) -> dict[str, str]:
-    """The settings the generated README tells a user to add to .env before `make up`."""
+def readme_env_block(readme: Path, name: str = "compose-env") -> dict[str, str]:
+    """The settings the generated README tells a user to add to .env before `make up`
+    (`compose-env`), or for one of the stack's options (`compose-env-read-replica`)."""
     block = re.search(
-        r"<!-- compose-env -->\s*```sh\n(.*?)```\s*<!-- /compose-env -->",
+        rf"<!-- {name} -->\s*```sh\n(.*?)```\s*<!-- /{name} -->",
         readme.read_text(),
         flags=re.S,
     )
-    assert block, "the README's .env block for `make up` is missing"
+    assert block, f"the README's .env block {name} is missing"
     settings = {}
     for line in block.group(1).splitlines():
         if not line.strip() or line.startswith("#"):
@@ -141,6 +144,9 @@ def stack(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     settings = {**MAIL_SETTINGS, "PUBLIC_HOST": f"127.0.0.1:{https_port}"}
     asked = readme_env_block(project / "README.md")
     assert set(settings) == set(asked), asked
+    # And the README's read replica, so everything below runs with the app reading from
+    # the stack's own streaming standby.
+    settings |= readme_env_block(project / "README.md", "compose-env-read-replica")
     with (project / ".env").open("a") as env_file:
         env_file.write("".join(f"{key}={value}\n" for key, value in settings.items()))
     ca = containers.self_signed_tls(project / "deploy/nginx/certs", work / "ca")
@@ -361,6 +367,61 @@ def test_health_and_metrics_are_not_routed_from_outside(stack: Stack) -> None:
         "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/health/ready').status)"
     )
     assert stack.compose.exec(replica, "python", "-c", probe).stdout.strip() == "200"
+
+
+def test_the_stacks_read_replica_serves_the_lists(
+    stack: Stack, stream_users: list[dict[str, str]]
+) -> None:
+    """The README's read replica: postgres-standby is a streaming standby of postgres,
+    every app replica reads it (ready `ok`, the replica usable, not `degraded`), and a
+    caller's article lists are read there, counted on the standby's side."""
+    (standby,) = stack.compose.containers("postgres-standby")
+    database = stack.compose.name.replace("-", "_")  # the project slug's identifier
+
+    def on_standby(sql: str) -> str:
+        result = stack.compose.exec(standby, "psql", "-U", database, "-d", database, "-Atc", sql)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert on_standby("SELECT pg_is_in_recovery()") == "t"
+    probe = (
+        "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/health/ready')"
+        ".read().decode())"
+    )
+    for container in stack.app_containers():
+        ready: dict[str, object] = {}
+        deadline = time.monotonic() + 30  # the first checks may predate the standby
+        while time.monotonic() < deadline:
+            ready = json.loads(stack.compose.exec(container, "python", "-c", probe).stdout)
+            if ready["status"] == "ok":
+                break
+            time.sleep(1)
+        assert ready["status"] == "ok", ready
+        assert ready["replicas"] == [
+            {"name": f"postgres-standby:5432/{database}", "state": "ok", "lag_seconds": ANY}
+        ], ready
+
+    # The standby's own count of reads of the articles table (the replica checks read
+    # none): a server's backends report theirs within seconds, not at once.
+    scans = (
+        "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+        " WHERE relname = 'articles'"
+    )
+    before = int(on_standby(scans))
+    # A caller who has written nothing yet (registering and logging in are anonymous;
+    # the users are the later tests'), each page size a list no cache holds yet.
+    with stack.client() as client:
+        for limit in range(1, 7):
+            listed = client.get(
+                f"{API}/articles", params={"limit": limit}, headers=_auth(stream_users[0])
+            )
+            assert listed.status_code == 200, listed.text
+    after = before
+    deadline = time.monotonic() + 30
+    while after == before and time.monotonic() < deadline:
+        time.sleep(1)
+        after = int(on_standby(scans))
+    assert after > before, "no article list was read on the standby"
 
 
 def test_http_redirects_to_https_with_hsts_and_the_app_makes_no_absolute_link(

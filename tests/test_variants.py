@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 
 from tests import matrix
 from tests.conftest import service_backends
-from tests.rendering import SuiteRun, run_in_service, tool, variant_name
+from tests.rendering import READ_REPLICA_TESTS, SuiteRun, run_in_service, tool, variant_name
 
 LAYERED_TREE = [
     "app/main.py",
@@ -472,17 +472,27 @@ def suite_cases() -> list[Any]:
 
 @pytest.mark.parametrize(("variant", "backend"), suite_cases(), indirect=["variant"])
 def test_generated_suite(variant: Variant, backend: str, record_suite_run: list[SuiteRun]) -> None:
+    """On PostgreSQL the default variant's suite runs without read replicas (and runs the
+    replica tests); every other variant's runs whole with a read replica (a streaming
+    standby it builds: TEST_READ_REPLICA=1), the replica tests left to the default's."""
     env: dict[str, str | None] = {"TEST_DATABASE_URL": None, "TEST_REDIS_URL": None}
     label, header = "sqlite+memory", "backends: database=sqlite cache=memory"
+    arguments: list[str] = []
     if backend == "postgres":
         env = {
             "TEST_DATABASE_URL": os.environ["TEST_DATABASE_URL"],
             "TEST_REDIS_URL": os.environ["TEST_REDIS_URL"],
+            "TEST_READ_REPLICA": None,
         }
         label, header = "postgresql+redis", "backends: database=postgresql cache=redis"
+        if not variant.is_default:
+            env["TEST_READ_REPLICA"] = "1"
+            arguments = [f"--deselect={READ_REPLICA_TESTS}"]
+            label = "postgresql+redis+read-replica"
+            header += " read-replica=standby"
     result = run_in_service(
         variant.path,
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", *arguments],
         variant=variant.name,
         step=f"pytest ({label})",
         env=env,

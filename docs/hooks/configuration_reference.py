@@ -63,8 +63,14 @@ def collect() -> dict[str, dict[str, Any]]:
     for answers in toggle_answers():
         with tempfile.TemporaryDirectory() as folder:
             copier.run_copy(
-                str(ROOT), folder, data=answers, defaults=True, unsafe=True, quiet=True,
-                vcs_ref="HEAD", skip_tasks=True,  # reads .env.example only: no uv.lock needed
+                str(ROOT),
+                folder,
+                data=answers,
+                defaults=True,
+                unsafe=True,
+                quiet=True,
+                vcs_ref="HEAD",
+                skip_tasks=True,  # reads .env.example only: no uv.lock needed
             )
             text = (Path(folder) / ".env.example").read_text()
         for name, default, description in parse_env_example(text):

@@ -5,6 +5,7 @@
   and authenticates every request as them. The fuzzer also calls logout and revokes
   sessions whose ids it has seen: after any 401 the next request logs in again, so
   one such call does not turn the rest of the run into 401s.
+- The checks of `tests/contract_checks.py` are registered with it.
 """
 
 import os
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import schemathesis
 
+from tests import contract_checks  # noqa: F401  (registers its checks)
 from tests.helpers import API, _logged_in
 
 

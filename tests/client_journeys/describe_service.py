@@ -2,8 +2,8 @@
 
 Run in the service's directory with it on PYTHONPATH; prints one JSON object:
 `document`, the OpenAPI document as `make openapi` writes it, and `storage_operations`,
-the ids of the operations whose dependency tree reaches the storage (`get_storage`):
-the ones a storage backend's answer changes.
+the ids of the operations whose dependency tree reaches the storage (`get_storage`),
+HEAD twins of GETs included: the ones a storage backend's answer changes.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ def main() -> None:
     app = create_app()
     document = app.openapi()
     storage_operations = sorted(
-        document["paths"][route.path_format][method.lower()]["operationId"]
+        document["paths"][route.path_format][method]["operationId"]
         for route in iter_route_contexts(app.routes)
         if isinstance(route.original_route, APIRoute) and route.include_in_schema
         if get_storage in calls(route.dependant)
-        for method in route.methods or ()
+        # A GET's HEAD is documented beside it, and answered by the same code.
+        for get_or_other in route.methods or ()
+        for method in (["get", "head"] if get_or_other == "GET" else [get_or_other.lower()])
     )
     print(json.dumps({"document": document, "storage_operations": storage_operations}))
 

@@ -84,10 +84,10 @@ async function main(): Promise<void> {
   const common = await authRegister({
     body: { email: `other-${email}`, password: 'passwordpassword1' },
   });
-  expectError(common, 422, 'validation_error');
+  expectError(common, 422, 'password_refused');
   const rule = common.error?.error.details;
   check(
-    Array.isArray(rule) && (rule[0] as { field?: unknown }).field === 'password',
+    Array.isArray(rule) && rule[0]?.loc[1] === 'password' && rule[0].type === 'password_refused',
     `422 names the field: ${JSON.stringify(rule)}`,
   );
   step('register with a guessable password: 422 naming the field');
@@ -118,12 +118,28 @@ async function main(): Promise<void> {
   step('create');
   expectError(await articlesCreate({ body: { title: '' } }), 422, 'request_validation_error');
   step('create with an empty title: 422');
+  const before = (await articlesRead({ path: { article_id: article.id } })).response?.headers.get(
+    'etag',
+  );
+  check(before, 'read answers an ETag');
   const updated = await articlesUpdate({
     path: { article_id: article.id },
     body: { title: 'First, edited' },
+    headers: { 'If-Match': before },
   });
   check(updated.data?.title === 'First, edited', 'update');
-  step('update');
+  check(updated.response?.headers.get('etag') !== before, 'the update answers the new ETag');
+  step('update with If-Match: the new ETag');
+  expectError(
+    await articlesUpdate({
+      path: { article_id: article.id },
+      body: { title: 'Lost' },
+      headers: { 'If-Match': before },
+    }),
+    412,
+    'precondition_failed',
+  );
+  step('update from a stale ETag: 412');
   const published = await articlesPublish({ path: { article_id: article.id } });
   check(published.data?.status === 'published', 'publish');
   step('publish');

@@ -42,6 +42,7 @@ from service_client.models import (
     ErrorResponse,
     FileResponse,
     FilesUploadBody,
+    InputProblem,
     LoginRequest,
     PartialArticleResponse,
     PartialArticleSummaryPage,
@@ -99,16 +100,18 @@ def main() -> None:
         client=public, body=UserCreate(email="x@example.com", password="short")
     )
     invalid = expect_error(weak, HTTPStatus.UNPROCESSABLE_ENTITY, "request_validation_error")
-    assert isinstance(invalid.error.details, list)
-    assert invalid.error.details[0]["loc"]
+    assert isinstance(invalid.error.details, list)  # typed: a list of InputProblem
+    assert isinstance(invalid.error.details[0], InputProblem)
+    assert invalid.error.details[0].loc[:2] == ["body", "password"], invalid.error.details
     step("register with a short password: 422 parsed into ErrorResponse")
     common = auth_register.sync_detailed(
         client=public,
         body=UserCreate(email=f"other-{email}", password="passwordpassword1"),
     )
-    refused = expect_error(common, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    refused = expect_error(common, HTTPStatus.UNPROCESSABLE_ENTITY, "password_refused")
     assert isinstance(refused.error.details, list)
-    assert refused.error.details[0]["field"] == "password", refused.error.details
+    assert refused.error.details[0].loc == ["body", "password"], refused.error.details
+    assert refused.error.details[0].type_ == "password_refused", refused.error.details
     step("register with a guessable password: 422 naming the field")
 
     wrong = auth_login.sync_detailed(
@@ -158,15 +161,19 @@ def main() -> None:
     empty_title = articles_create.sync_detailed(client=client, body=ArticleCreate(title=""))
     expect_error(empty_title, HTTPStatus.UNPROCESSABLE_ENTITY, "request_validation_error")
     step("create with an empty title: 422")
-    updated = expect(
-        articles_update.sync_detailed(
-            article.id, client=client, body=ArticleUpdate(title="First, edited")
-        ),
-        HTTPStatus.OK,
-        ArticleResponse,
+    before = articles_read.sync_detailed(article.id, client=client).headers["etag"]
+    answer = articles_update.sync_detailed(
+        article.id, client=client, body=ArticleUpdate(title="First, edited"), if_match=before
     )
+    updated = expect(answer, HTTPStatus.OK, ArticleResponse)
     assert updated.title == "First, edited"
-    step("update")
+    assert answer.headers["etag"] != before
+    step("update with If-Match: the new ETag")
+    stale = articles_update.sync_detailed(
+        article.id, client=client, body=ArticleUpdate(title="Lost"), if_match=before
+    )
+    expect_error(stale, HTTPStatus.PRECONDITION_FAILED, "precondition_failed")
+    step("update from a stale ETag: 412")
     published = expect(
         articles_publish.sync_detailed(article.id, client=client), HTTPStatus.OK, ArticleResponse
     )

@@ -11,13 +11,21 @@ key (and the namespace as a whole) has a generation, a random token the writer
 replaces; an entry is stored with the generations read *before* loading and is
 served only while they are still current. Once `invalidate` returns, no instance
 can serve the old value, whatever the timing of concurrent readers.
+
+That holds for values loaded from the primary. A read replica may be behind the write
+that moved a generation, so a value loaded from one (`ReadSource`) is marked as such and
+kept no longer than the replica may be behind (`app.core.replicas`); a caller who wrote
+recently is never served a marked value: they load from the primary, and the entry they
+store then serves everyone.
 """
 
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
 from app.core.cache import Cache
+from app.core.replicas import ReadSource
 
 # `str`, or `str | None` for reads that may find nothing.
 ValueT = TypeVar("ValueT", bound=str | None)
@@ -25,6 +33,8 @@ ValueT = TypeVar("ValueT", bound=str | None)
 # Longer than any entry lives: an entry must never outlive the generation it was
 # tagged with, or a key whose generation expired could match it again.
 GENERATION_TTL_SECONDS = 7 * 24 * 3600
+# Appended to the tag of an entry loaded from a read replica.
+FROM_REPLICA = "~replica"
 
 
 class ReadCache:
@@ -35,19 +45,31 @@ class ReadCache:
         self.namespace = namespace
         self.ttl_seconds = ttl_seconds
 
-    async def get_or_load(self, key: str, load: Callable[[], Awaitable[ValueT]]) -> ValueT:
-        """The cached value, or `load()`'s (cached unless None: absence is not cached)."""
+    async def get_or_load(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[ValueT]],
+        source: ReadSource = ReadSource(),
+    ) -> ValueT:
+        """The cached value, or `load()`'s (cached unless None: absence is not cached).
+
+        `source` is where `load` reads (`read_source(session)`): the primary unless said.
+        """
         namespace_generation, key_generation, entry = await self.cache.get_many(
             self._generation_key(None), self._generation_key(key), self._entry_key(key)
         )
         tag = f"{namespace_generation or '-'}.{key_generation or '-'}"
         if entry is not None:
             entry_tag, _, cached = entry.partition("\n")
-            if entry_tag == tag:
+            if entry_tag == tag or (entry_tag == tag + FROM_REPLICA and not source.after_own_write):
                 return cast(ValueT, cached)
         loaded = await load()
         if loaded is not None:
-            await self.cache.set(self._entry_key(key), f"{tag}\n{loaded}", self.ttl_seconds)
+            ttl_seconds = self.ttl_seconds
+            if source.staleness_seconds:  # loaded from a replica
+                tag += FROM_REPLICA
+                ttl_seconds = min(ttl_seconds, math.ceil(source.staleness_seconds))
+            await self.cache.set(self._entry_key(key), f"{tag}\n{loaded}", ttl_seconds)
         return loaded
 
     async def invalidate(self, key: str) -> None:

@@ -10,6 +10,7 @@ from app.core.cache import Cache, create_cache
 from app.core.config import Settings
 from app.core.database import create_engine, create_session_factory
 from app.core.rate_limit import RateLimiter, create_rate_limiter
+from app.core.replicas import ReplicaSet
 from app.core.security import PasswordHasher, TokenCodec
 
 
@@ -18,6 +19,8 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    # Read-only sessions, on a read replica or the primary (`app.core.replicas`).
+    replicas: ReplicaSet
     cache: Cache
     rate_limiter: RateLimiter
     password_hasher: PasswordHasher
@@ -28,6 +31,7 @@ class Resources:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     cache = create_cache(settings)
+    replicas = ReplicaSet(settings, engine, cache)
     password_hasher = PasswordHasher(
         rounds=settings.bcrypt_rounds,
         max_concurrency=settings.password_hash_concurrency,
@@ -35,10 +39,12 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         max_wait_seconds=settings.password_hash_max_wait_seconds,
     )
     try:
+        await replicas.start()
         yield Resources(
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
+            replicas=replicas,
             cache=cache,
             rate_limiter=create_rate_limiter(settings),
             password_hasher=password_hasher,
@@ -46,5 +52,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
     finally:
         password_hasher.close()
+        await replicas.close()
         await cache.close()
         await engine.dispose()

@@ -14,20 +14,72 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 
+class InputProblem(BaseModel):
+    """One thing wrong with the request's input."""
+
+    loc: list[str | int] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the names and list "
+        'indexes down to the value (`["body", "title"]`); in `["body", 10]` the number is '
+        "the character offset of a JSON syntax error.",
+        examples=[["body", "title"]],
+    )
+    message: str = Field(description="What is wrong, for people.")
+    type: str = Field(
+        description="What is wrong, for programs: pydantic's error type (`missing`, "
+        "`string_too_short`, ...), `json_invalid`, `text_nul`, `password_refused`, "
+        "`unstorable_text`.",
+        examples=["string_too_short"],
+    )
+
+
+class RetryDetails(BaseModel):
+    """`rate_limited`, `server_busy`: when to try again (also in `Retry-After`)."""
+
+    retry_after_seconds: int
+
+
+class SizeLimitDetails(BaseModel):
+    """`payload_too_large`: the largest body the route takes."""
+
+    max_bytes: int
+
+
+class MediaTypeDetails(BaseModel):
+    """`unsupported_media_type`: the media types the route takes."""
+
+    allowed: list[str]
+
+
+class PermissionDetails(BaseModel):
+    """`forbidden` when a grant carries permissions the caller lacks: those permissions."""
+
+    missing_permissions: list[str]
+
+
 class ErrorBody(BaseModel):
     """What went wrong, for programs (`code`) and for people (`message`)."""
 
     code: str = Field(
-        description="Stable, machine-readable: `not_found`, `unauthorized`, "
-        "`request_validation_error`, `rate_limited`... (the status's phrase in snake case "
-        "for errors the framework raises).",
+        description="Stable, machine-readable; each response of the document names the "
+        "codes it may carry (`not_found`, `unauthorized`, `request_validation_error`, "
+        "`rate_limited`...). Errors the framework raises carry the status's phrase in snake "
+        "case (`method_not_allowed`).",
         examples=["not_found"],
     )
     message: str = Field(description="Safe to show to the user.", examples=["Resource not found"])
-    details: Any = Field(
-        description="Structured data about the error, or null: for "
-        "`request_validation_error` a list of `{loc, message, type}` (one per invalid "
-        "input, the first 50 of them), for `rate_limited` `{retry_after_seconds}`.",
+    details: (
+        list[InputProblem]
+        | RetryDetails
+        | SizeLimitDetails
+        | MediaTypeDetails
+        | PermissionDetails
+        | None
+    ) = Field(
+        description="Structured data about the error, or null: each problem with the input "
+        "for `request_validation_error` (the first 50), `password_refused` and "
+        "`validation_error` of an upload; `{retry_after_seconds}` for `rate_limited` and "
+        "`server_busy`; `{max_bytes}` for `payload_too_large`; `{allowed}` for "
+        "`unsupported_media_type`; `{missing_permissions}` for a refused grant.",
     )
     request_id: str | None = Field(
         description="The request's id (also in the `X-Request-ID` header): quote it when "
@@ -64,6 +116,30 @@ class ValidationException(AppException):
     default_message = "The request breaks a validation rule"
 
 
+class PasswordRefusedException(ValidationException):
+    """A new password the password policy refuses: `details` names the field and the
+    rule (an `InputProblem` of type `password_refused`).
+
+    The rules are `app.services.password_policy`'s."""
+
+    code = "password_refused"
+    default_message = "The password is refused"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(
+            f"Password refused: {reason}",
+            details=[{"loc": ["body", field], "message": reason, "type": self.code}],
+        )
+
+
+class InvalidCursorException(ValidationException):
+    """A list's `cursor` that this endpoint did not issue, or issued for another `sort`,
+    or sent with an `offset`."""
+
+    code = "invalid_cursor"
+    default_message = "The cursor is not one this endpoint issued"
+
+
 class InvalidTokenException(AppException):
     """A one-time token (email verification, password reset) is unknown, used or expired."""
 
@@ -73,8 +149,9 @@ class InvalidTokenException(AppException):
 
 
 class IncorrectPasswordException(AppException):
-    """The current password given to confirm a change is wrong. Not a 401: the caller's
-    session is fine, and clients take a 401 to mean "logged out"."""
+    """The current password given to confirm a change is wrong (counted as a failed login).
+
+    Not a 401: the caller's session is fine, and clients take a 401 to mean "logged out"."""
 
     status_code = 400
     code = "incorrect_password"
@@ -82,15 +159,14 @@ class IncorrectPasswordException(AppException):
 
 
 class UnauthorizedException(AppException):
-    """No valid credentials: the client must (re-)authenticate."""
+    """No valid credentials: the client must (re-)authenticate.
+
+    The answer carries `WWW-Authenticate` with the challenge of the service's token
+    transport (`register_exception_handlers`' `challenge`)."""
 
     status_code = 401
     code = "unauthorized"
     default_message = "Authentication required"
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"WWW-Authenticate": "Bearer"}
 
 
 class ForbiddenException(AppException):
@@ -101,19 +177,42 @@ class ForbiddenException(AppException):
     default_message = "You are not allowed to do this"
 
 
+class GrantRefusedException(ForbiddenException):
+    """A change that would hand out or take away permissions the caller does not hold
+    (`details.missing_permissions` lists them; OWASP API5:2023)."""
+
+    def __init__(self, message: str, *, missing_permissions: list[str]) -> None:
+        super().__init__(message, details={"missing_permissions": missing_permissions})
+
+
 class NotFoundException(AppException):
+    """The resource does not exist, or is not one the caller may see."""
+
     status_code = 404
     code = "not_found"
     default_message = "Resource not found"
 
 
 class ConflictException(AppException):
+    """The request conflicts with the current state of the resource."""
+
     status_code = 409
     code = "conflict"
     default_message = "The resource conflicts with an existing one"
 
 
+class PreconditionFailedException(AppException):
+    """`If-Match` names a version of the resource that is no longer the current one: read
+    it again, then retry (RFC 9110, 13.1.1)."""
+
+    status_code = 412
+    code = "precondition_failed"
+    default_message = "The resource has changed since you read it; read it again"
+
+
 class TooManyRequestsException(AppException):
+    """The caller's rate limit is used up: retry after `Retry-After` seconds."""
+
     status_code = 429
     code = "rate_limited"
     default_message = "Too many requests; try again later"
@@ -151,6 +250,8 @@ class RequestBodyTooLarge(HTTPException):
 
 
 class UnsupportedMediaTypeException(AppException):
+    """A body, or an uploaded file, of a type the route does not take."""
+
     status_code = 415
     code = "unsupported_media_type"
     default_message = "This content type is not accepted"
@@ -161,8 +262,10 @@ UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 class ServiceUnavailableException(AppException):
-    """A backing service (file storage, ...) failed; retrying later may succeed, after
-    `Retry-After` (RFC 9110, 10.2.3)."""
+    """A backing service (the database, the cache, file storage) did not answer; a retry
+    after `Retry-After` seconds may succeed.
+
+    RFC 9110, 10.2.3."""
 
     status_code = 503
     code = "service_unavailable"
@@ -174,7 +277,7 @@ class ServiceUnavailableException(AppException):
 
 
 class ServerBusyException(ServiceUnavailableException):
-    """Too much work is queued already (password hashing); retry after `Retry-After`."""
+    """Too many passwords are being hashed already; retry after `Retry-After` seconds."""
 
     code = "server_busy"
     default_message = "The server is busy; try again shortly"
@@ -195,9 +298,14 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "ForbiddenException",
+    "GrantRefusedException",
+    "InputProblem",
+    "InvalidCursorException",
     "InvalidTokenException",
     "NotFoundException",
+    "PasswordRefusedException",
     "PayloadTooLargeException",
+    "PreconditionFailedException",
     "RequestBodyTooLarge",
     "ServerBusyException",
     "ServiceUnavailableException",

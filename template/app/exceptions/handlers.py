@@ -22,7 +22,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.exceptions import UNAVAILABLE_RETRY_AFTER_SECONDS, AppException, RequestBodyTooLarge
+from app.exceptions import (
+    UNAVAILABLE_RETRY_AFTER_SECONDS,
+    AppException,
+    RequestBodyTooLarge,
+    UnauthorizedException,
+)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -32,13 +37,24 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     }
 
 
-async def handle_app_exception(_: Request, exc: Exception) -> JSONResponse:
-    app_exc = cast(AppException, exc)  # registered for AppException only
-    return JSONResponse(
-        error_body(app_exc.code, app_exc.message, jsonable_encoder(app_exc.details)),
-        status_code=app_exc.status_code,
-        headers=app_exc.headers,
-    )
+def app_exception_handler(
+    challenge: str,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """The handler of every `AppException`: its status, code, message, details and
+    headers; a 401 also carries `WWW-Authenticate: <challenge>` (RFC 9110, 11.6.1)."""
+
+    async def handle_app_exception(_: Request, exc: Exception) -> JSONResponse:
+        app_exc = cast(AppException, exc)  # registered for AppException only
+        headers = app_exc.headers
+        if isinstance(app_exc, UnauthorizedException):
+            headers = {**(headers or {}), "WWW-Authenticate": challenge}
+        return JSONResponse(
+            error_body(app_exc.code, app_exc.message, jsonable_encoder(app_exc.details)),
+            status_code=app_exc.status_code,
+            headers=headers,
+        )
+
+    return handle_app_exception
 
 
 # A 422 lists this many of the request's errors at most: a body of 80,000 unknown keys
@@ -125,8 +141,10 @@ def unavailable_handler(
     return handle_unavailable
 
 
-def register_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppException, handle_app_exception)
+def register_exception_handlers(app: FastAPI, *, challenge: str) -> None:
+    """Answer every error in the common shape; `challenge` is the `WWW-Authenticate`
+    value of a 401, which depends on how the token travels (`app.routes.token_transport`)."""
+    app.add_exception_handler(AppException, app_exception_handler(challenge))
     app.add_exception_handler(RequestValidationError, handle_request_validation)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(RequestBodyTooLarge, handle_body_too_large)

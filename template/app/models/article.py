@@ -10,6 +10,8 @@ from app.models.user import User
 
 
 class ArticleStatus(enum.StrEnum):
+    """Where an article is: a draft (visible to its author and editors) or published."""
+
     DRAFT = "draft"
     PUBLISHED = "published"
 

@@ -4,13 +4,21 @@ who may change an article) is decided by `article_service`."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from pydantic.json_schema import SkipJsonSchema
 
-from app.exceptions import ForbiddenException, NotFoundException, ValidationException
-from app.routes.deps import AppResources, CurrentPrincipal, DbSession
+from app.exceptions import (
+    ForbiddenException,
+    InvalidCursorException,
+    NotFoundException,
+    PreconditionFailedException,
+    ValidationException,
+)
+from app.routes.api_route import ApiRoute
+from app.routes.deps import AppResources, CurrentPrincipal, DbSession, ReadDbSession
 from app.routes.openapi import NOT_MODIFIED, errors
 from app.routes.permissions import require_permission
-from app.routes.responses import conditional_json
+from app.routes.responses import conditional_json, tagged_json
 from app.schemas.article import (
     ArticleCreate,
     ArticleFields,
@@ -20,18 +28,38 @@ from app.schemas.article import (
     ArticleUpdate,
 )
 from app.schemas.listing import Page
-from app.services.article_service import article_service
+from app.services.article_service import article_service, representation
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
+
+ArticleId = Annotated[uuid.UUID, Path(description="The article's id.")]
+
+# Writes take the `ETag` of the article as the caller read it: a write that would undo
+# someone else's change since is refused (RFC 9110, 13.1.1). Optional: without it, the
+# write is unconditional.
+IfMatch = Annotated[
+    # Optional, but never null in the document: a header is sent or left out.
+    str | SkipJsonSchema[None],
+    Header(
+        alias="If-Match",
+        description="The `ETag` of the article as you last read it (or `*`): 412 "
+        "`precondition_failed` if it has changed since (or if the value names no version "
+        "at all). Leave it out to write regardless.",
+    ),
+]
 
 
-@router.get("", response_model=Page[ArticleSummary], responses=NOT_MODIFIED)
+@router.get(
+    "",
+    response_model=Page[ArticleSummary],
+    responses={**NOT_MODIFIED, **errors(InvalidCursorException)},
+)
 @require_permission("articles:read")
 async def list_articles(
     query: Annotated[ArticleListQuery, Query()],
     request: Request,
     principal: CurrentPrincipal,
-    db: DbSession,
+    db: ReadDbSession,
     resources: AppResources,
 ) -> Response:
     """Published articles and your own drafts (every draft for editors), newest first
@@ -61,11 +89,11 @@ async def create_article(
 )
 @require_permission("articles:read")
 async def read_article(
-    article_id: uuid.UUID,
+    article_id: ArticleId,
     selection: Annotated[ArticleFields, Query()],
     request: Request,
     principal: CurrentPrincipal,
-    db: DbSession,
+    db: ReadDbSession,
     resources: AppResources,
 ) -> Response:
     """One article. Someone else's draft answers 404, as if it did not exist.
@@ -81,43 +109,61 @@ async def read_article(
 @router.patch(
     "/{article_id}",
     response_model=ArticleResponse,
-    responses=errors(ForbiddenException, NotFoundException),
+    responses=errors(
+        ForbiddenException, NotFoundException, PreconditionFailedException, ValidationException
+    ),
 )
 @require_permission("articles:write")
 async def update_article(
-    article_id: uuid.UUID,
+    article_id: ArticleId,
     data: ArticleUpdate,
     principal: CurrentPrincipal,
     db: DbSession,
     resources: AppResources,
-) -> ArticleResponse:
-    """Change your article's title or content (only the fields sent are changed)."""
-    article = await article_service.edit(db, resources.cache, article_id, data, principal)
-    return ArticleResponse.model_validate(article)
+    if_match: IfMatch = None,
+) -> Response:
+    """Change your article's title or content (only the fields sent are changed).
+
+    Send the `ETag` you read in `If-Match` to refuse the change (412) if someone else
+    changed the article meanwhile; the answer carries the new `ETag`.
+    """
+    article = await article_service.edit(db, resources.cache, article_id, data, principal, if_match)
+    return tagged_json(representation(article))
 
 
 @router.delete(
     "/{article_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(ForbiddenException, NotFoundException),
+    responses=errors(ForbiddenException, NotFoundException, PreconditionFailedException),
 )
 @require_permission("articles:delete")
 async def delete_article(
-    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, resources: AppResources
+    article_id: ArticleId,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    resources: AppResources,
+    if_match: IfMatch = None,
 ) -> None:
-    """Delete your article."""
-    await article_service.remove(db, resources.cache, article_id, principal)
+    """Delete your article (with `If-Match`: only the version you read, else 412)."""
+    await article_service.remove(db, resources.cache, article_id, principal, if_match)
 
 
 @router.post(
     "/{article_id}/publish",
     response_model=ArticleResponse,
-    responses=errors(ForbiddenException, NotFoundException, ValidationException),
+    responses=errors(
+        ForbiddenException, NotFoundException, PreconditionFailedException, ValidationException
+    ),
 )
 @require_permission("articles:publish")
 async def publish_article(
-    article_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession, resources: AppResources
-) -> ArticleResponse:
-    """Publish your draft. It needs content; publishing twice is refused."""
-    article = await article_service.publish(db, resources.cache, article_id, principal)
-    return ArticleResponse.model_validate(article)
+    article_id: ArticleId,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    resources: AppResources,
+    if_match: IfMatch = None,
+) -> Response:
+    """Publish your draft. It needs content; publishing twice is refused. With
+    `If-Match`: only the version you read (else 412). The answer carries the new `ETag`."""
+    article = await article_service.publish(db, resources.cache, article_id, principal, if_match)
+    return tagged_json(representation(article))

@@ -7,6 +7,7 @@ HEAD routes stay out of the OpenAPI document, which describes the GET ones.
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any, Literal
 
 import structlog
@@ -27,12 +28,33 @@ class Liveness(BaseModel):
     status: Literal["ok"]
 
 
+class ReplicaReadiness(BaseModel):
+    """A read replica, as its last check found it."""
+
+    name: str = Field(description="`host:port/database` of the replica.")
+    state: Literal["ok", "lagging", "down", "not_standby", "mismatched"] = Field(
+        description="`ok`: it takes reads. Skipped: `lagging` beyond the bound, `down` "
+        "(unreachable, refusing, or a read timed out), `not_standby` (promoted, or a "
+        "primary), `mismatched` (another cluster, database or schema revision than the "
+        "primary's: a setting to fix)."
+    )
+    lag_seconds: float | None = Field(
+        description="How far behind the primary it was (an upper bound); null if unmeasured."
+    )
+
+
 class Readiness(BaseModel):
     """Whether the service can serve requests, and the state of each dependency."""
 
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="`degraded`: the primary and the cache answer, but a read replica is "
+        "skipped (its reads go elsewhere): still ready."
+    )
     checks: dict[str, bool] = Field(
         description="Each dependency (`database`, `cache`): true when it answered in time."
+    )
+    replicas: list[ReplicaReadiness] = Field(
+        default=[], description="Each read replica; present only when replicas are configured."
     )
 
 
@@ -54,16 +76,22 @@ async def live() -> dict[str, str]:
 )
 @router.head("/ready", include_in_schema=False)
 async def ready(resources: AppResources) -> JSONResponse:
-    """The database and cache answer; 503 (without hanging) while either is down."""
+    """The database and cache answer; 503 (without hanging) while either is down. A read
+    replica being skipped makes the service `degraded`, not unready: its reads go to
+    another replica or the primary."""
     checks = {
         "database": await _within_timeout(_database_ok(resources)),
         "cache": await _within_timeout(resources.cache.ping()),
     }
     healthy = all(checks.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status_code=200 if healthy else 503,
-    )
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    if resources.replicas.configured:
+        # As the last check found them (they are checked in the background): no waiting.
+        replicas = [asdict(replica) for replica in resources.replicas.report()]
+        if healthy and any(replica["state"] != "ok" for replica in replicas):
+            body["status"] = "degraded"
+        body["replicas"] = replicas
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 async def _database_ok(resources: Resources) -> bool:

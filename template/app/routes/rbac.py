@@ -1,10 +1,12 @@
 """Access control administration: the catalog, roles and their grants."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Path, status
 
-from app.exceptions import ConflictException, NotFoundException
+from app.exceptions import ConflictException, GrantRefusedException, NotFoundException
+from app.routes.api_route import ApiRoute
 from app.routes.deps import AppResources, CurrentPrincipal, DbSession
 from app.routes.openapi import errors
 from app.routes.permissions import require_permission
@@ -19,7 +21,12 @@ from app.schemas.rbac import (
 )
 from app.services.role_service import role_service
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
+
+RoleId = Annotated[uuid.UUID, Path(description="The role's id.")]
+Permission = Annotated[
+    PermissionName, Path(description="The permission, `feature:action` (see `/rbac/permissions`).")
+]
 
 READ_ROLES = [Depends(require_permission("roles:read"))]
 ADMINISTER_ROLES = [Depends(require_permission("roles:admin"))]
@@ -67,7 +74,7 @@ async def list_roles(db: DbSession) -> list[RoleResponse]:
     response_model=RoleResponse,
     status_code=status.HTTP_201_CREATED,
     dependencies=ADMINISTER_ROLES,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def create_role(data: RoleCreate, db: DbSession, principal: CurrentPrincipal) -> RoleResponse:
     """Create a role with a set of permissions. The name must be free (409 otherwise);
@@ -82,7 +89,7 @@ async def create_role(data: RoleCreate, db: DbSession, principal: CurrentPrincip
     responses=errors(NotFoundException),
     description="One role with its permissions.",
 )
-async def read_role(role_id: uuid.UUID, db: DbSession) -> RoleResponse:
+async def read_role(role_id: RoleId, db: DbSession) -> RoleResponse:
     return RoleResponse.model_validate(await role_service.get_role(db, role_id))
 
 
@@ -90,10 +97,10 @@ async def read_role(role_id: uuid.UUID, db: DbSession) -> RoleResponse:
     "/roles/{role_id}",
     response_model=RoleResponse,
     dependencies=ADMINISTER_ROLES,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def update_role(
-    role_id: uuid.UUID,
+    role_id: RoleId,
     data: RoleUpdate,
     db: DbSession,
     resources: AppResources,
@@ -108,10 +115,10 @@ async def update_role(
     "/roles/{role_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=ADMINISTER_ROLES,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def delete_role(
-    role_id: uuid.UUID, db: DbSession, resources: AppResources, principal: CurrentPrincipal
+    role_id: RoleId, db: DbSession, resources: AppResources, principal: CurrentPrincipal
 ) -> None:
     """Delete a role; its holders lose it at once. System roles cannot be deleted (409)."""
     await role_service.delete_role(db, resources.cache, role_id, principal)
@@ -121,11 +128,11 @@ async def delete_role(
     "/roles/{role_id}/permissions/{permission}",
     response_model=RoleResponse,
     dependencies=ADMINISTER_ROLES,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def grant_permission(
-    role_id: uuid.UUID,
-    permission: PermissionName,
+    role_id: RoleId,
+    permission: Permission,
     db: DbSession,
     resources: AppResources,
     principal: CurrentPrincipal,
@@ -142,18 +149,20 @@ async def grant_permission(
     "/roles/{role_id}/permissions/{permission}",
     response_model=RoleResponse,
     dependencies=ADMINISTER_ROLES,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def revoke_permission(
-    role_id: uuid.UUID,
-    permission: PermissionName,
+    role_id: RoleId,
+    permission: Permission,
     db: DbSession,
     resources: AppResources,
     principal: CurrentPrincipal,
 ) -> RoleResponse:
     """Revoke a permission from a role; its holders lose it on their next request.
 
-    Only a permission you hold yourself (403 otherwise).
+    Only a permission you hold yourself (403 otherwise). The `admin` role holds every
+    permission, always (409): its holders could not grant one back once lost. Nor may
+    the last active holder of `users:admin` or `roles:admin` lose it (409).
     """
     role = await role_service.revoke(db, resources.cache, role_id, permission, principal)
     return RoleResponse.model_validate(role)

@@ -6,11 +6,12 @@ documents the endpoint). Routes use these where that double work shows in profil
 (lists) or where the body's bytes matter (ETags).
 """
 
-import hashlib
 from typing import Any
 
 import pydantic_core
 from fastapi import Request, Response, status
+
+from app.core.entity_tags import entity_tag, none_match
 
 JSON = "application/json"
 
@@ -20,22 +21,20 @@ def json_response(content: Any) -> Response:
     return Response(pydantic_core.to_json(content), media_type=JSON)
 
 
+def tagged_json(body: bytes) -> Response:
+    """A representation just written, with its `ETag`: the tag to send back in
+    `If-Match` on the next write, and the one a read would answer with."""
+    return Response(body, media_type=JSON, headers={"ETag": entity_tag(body)})
+
+
 def conditional_json(request: Request, body: bytes) -> Response:
     """The body with an `ETag`, or an empty 304 when the client already holds it.
 
     Responses depend on who asks, so caches may keep them only privately and must
     check back each time (`no-cache`): a revalidation costs a 304, not the body.
     """
-    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    etag = entity_tag(body)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if _matches(request.headers.get("if-none-match"), etag):
+    if not none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(body, media_type=JSON, headers=headers)
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    # Weak comparison, as RFC 9110 prescribes for If-None-Match.
-    if not if_none_match:
-        return False
-    candidates = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
-    return "*" in candidates or etag in candidates

@@ -54,7 +54,13 @@ def _check_storable(upload: UploadFile) -> None:
         except ValueError as error:
             raise ValidationException(
                 "The file's part headers carry text that cannot be stored",
-                details=[{"loc": ["body", "file", name], "message": str(error)}],
+                details=[
+                    {
+                        "loc": ["body", "file", name],
+                        "message": str(error),
+                        "type": "unstorable_text",
+                    }
+                ],
             ) from error
 
 

@@ -3,10 +3,27 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from app.exceptions import ConflictException, NotFoundException
-from app.routes.deps import AppResources, Auth, Client, CurrentPrincipal, DbSession, StorageDep
+from app.exceptions import (
+    ConflictException,
+    GrantRefusedException,
+    IncorrectPasswordException,
+    InvalidCursorException,
+    NotFoundException,
+    PasswordRefusedException,
+    ServerBusyException,
+)
+from app.routes.api_route import ApiRoute
+from app.routes.deps import (
+    AppResources,
+    Auth,
+    Client,
+    CurrentPrincipal,
+    DbSession,
+    ReadDbSession,
+    StorageDep,
+)
 from app.routes.openapi import errors
 from app.routes.permissions import require_permission
 from app.routes.responses import json_response
@@ -23,7 +40,10 @@ from app.schemas.user import (
 from app.services.password_policy import PasswordPolicy
 from app.services.user_service import user_service
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
+
+UserId = Annotated[uuid.UUID, Path(description="The user's id.")]
+RoleId = Annotated[uuid.UUID, Path(description="The role's id.")]
 
 READ_USERS = [Depends(require_permission("users:read"))]
 ADMINISTER_USERS = [Depends(require_permission("users:admin"))]
@@ -45,7 +65,11 @@ async def update_me(
     return UserResponse.model_validate(user)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(IncorrectPasswordException, ConflictException, ServerBusyException),
+)
 async def delete_me(
     data: AccountDeletion,
     principal: CurrentPrincipal,
@@ -63,8 +87,13 @@ async def delete_me(
     await auth.mark_sessions_ended(sessions)
 
 
-@router.get("", response_model=Page[UserAdminResponse], dependencies=READ_USERS)
-async def list_users(query: Annotated[UserListQuery, Query()], db: DbSession) -> Response:
+@router.get(
+    "",
+    response_model=Page[UserAdminResponse],
+    dependencies=READ_USERS,
+    responses=errors(InvalidCursorException),
+)
+async def list_users(query: Annotated[UserListQuery, Query()], db: ReadDbSession) -> Response:
     """Users with their roles, newest first unless `sort` says otherwise."""
     return json_response(await user_service.list_with_roles(db, query))
 
@@ -74,7 +103,9 @@ async def list_users(query: Annotated[UserListQuery, Query()], db: DbSession) ->
     response_model=UserAdminResponse,
     status_code=status.HTTP_201_CREATED,
     dependencies=ADMINISTER_USERS,
-    responses=errors(ConflictException),
+    responses=errors(
+        GrantRefusedException, ConflictException, PasswordRefusedException, ServerBusyException
+    ),
 )
 async def create_user(
     data: UserCreate, principal: CurrentPrincipal, db: DbSession, resources: AppResources
@@ -94,10 +125,10 @@ async def create_user(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=ADMINISTER_USERS,
-    responses=errors(NotFoundException, ConflictException),
+    responses=errors(GrantRefusedException, NotFoundException, ConflictException),
 )
 async def delete_user(
-    user_id: uuid.UUID,
+    user_id: UserId,
     principal: CurrentPrincipal,
     db: DbSession,
     auth: Auth,
@@ -118,7 +149,7 @@ async def delete_user(
     responses=errors(NotFoundException),
     description="A user with their roles.",
 )
-async def read_user(user_id: uuid.UUID, db: DbSession) -> UserAdminResponse:
+async def read_user(user_id: UserId, db: ReadDbSession) -> UserAdminResponse:
     user = await user_service.get_with_roles(db, user_id)
     return UserAdminResponse.model_validate(user)
 
@@ -127,11 +158,11 @@ async def read_user(user_id: uuid.UUID, db: DbSession) -> UserAdminResponse:
     "/{user_id}/roles/{role_id}",
     response_model=UserAdminResponse,
     dependencies=ADMINISTER_USERS,
-    responses=errors(NotFoundException),
+    responses=errors(GrantRefusedException, NotFoundException),
 )
 async def add_role(
-    user_id: uuid.UUID,
-    role_id: uuid.UUID,
+    user_id: UserId,
+    role_id: RoleId,
     db: DbSession,
     resources: AppResources,
     principal: CurrentPrincipal,
@@ -148,11 +179,11 @@ async def add_role(
     "/{user_id}/roles/{role_id}",
     response_model=UserAdminResponse,
     dependencies=ADMINISTER_USERS,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def remove_role(
-    user_id: uuid.UUID,
-    role_id: uuid.UUID,
+    user_id: UserId,
+    role_id: RoleId,
     db: DbSession,
     resources: AppResources,
     principal: CurrentPrincipal,
@@ -166,11 +197,11 @@ async def remove_role(
     "/{user_id}/activate",
     response_model=UserAdminResponse,
     dependencies=ADMINISTER_USERS,
-    responses=errors(NotFoundException),
+    responses=errors(GrantRefusedException, NotFoundException),
     description="Let a deactivated user in again (active already is fine).",
 )
 async def activate_user(
-    user_id: uuid.UUID, db: DbSession, resources: AppResources, principal: CurrentPrincipal
+    user_id: UserId, db: DbSession, resources: AppResources, principal: CurrentPrincipal
 ) -> UserAdminResponse:
     user = await user_service.set_active(db, resources.cache, user_id, active=True, actor=principal)
     return UserAdminResponse.model_validate(user)
@@ -180,10 +211,10 @@ async def activate_user(
     "/{user_id}/deactivate",
     response_model=UserAdminResponse,
     dependencies=ADMINISTER_USERS,
-    responses=errors(ConflictException, NotFoundException),
+    responses=errors(GrantRefusedException, ConflictException, NotFoundException),
 )
 async def deactivate_user(
-    user_id: uuid.UUID,
+    user_id: UserId,
     db: DbSession,
     resources: AppResources,
     principal: CurrentPrincipal,

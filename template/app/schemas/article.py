@@ -16,10 +16,14 @@ class ArticleBase(BaseModel):
 
 
 class ArticleCreate(ArticleBase, RequestModel):
+    """A new article: a draft authored by the caller."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class ArticleUpdate(RequestModel):
+    """The fields to change; those left out keep their value."""
+
     model_config = ConfigDict(extra="forbid")
 
     # Not nullable in the document: null is refused below (omit the title to keep it).
@@ -38,6 +42,8 @@ class ArticleUpdate(RequestModel):
 
 
 class AuthorSummary(BaseModel):
+    """An article's author, as readers see them."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -60,6 +66,8 @@ class ArticleSummary(BaseModel):
 
 
 class ArticleResponse(ArticleBase):
+    """An article with its content and author."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -83,8 +91,8 @@ class ArticleListQuery(ListQuery):
     sort: Literal[
         "created_at", "-created_at", "published_at", "-published_at", "title", "-title"
     ] = Field(default="-created_at", description="`-` for descending; unpublished last.")
-    status: ArticleStatus | None = None
-    author_id: uuid.UUID | None = None
+    status: ArticleStatus | None = Field(default=None, description="Only articles in this state.")
+    author_id: uuid.UUID | None = Field(default=None, description="Only this author's articles.")
     created_after: DateTimeFilter | None = Field(default=None, description="Created at or after.")
     created_before: DateTimeFilter | None = Field(default=None, description="Created before.")
     published_after: DateTimeFilter | None = Field(

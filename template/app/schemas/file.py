@@ -9,6 +9,8 @@ from app.schemas.listing import DateTimeFilter, ListQuery
 
 
 class FileResponse(BaseModel):
+    """An uploaded file's metadata and where its bytes are."""
+
     id: uuid.UUID
     original_name: str
     size: int

@@ -37,6 +37,8 @@ UNKNOWN_NAMED = 5
 
 
 class FeatureResponse(BaseModel):
+    """A feature of the service that permissions are about (`articles`)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     name: str
@@ -44,6 +46,8 @@ class FeatureResponse(BaseModel):
 
 
 class ActionResponse(BaseModel):
+    """An action a permission allows on a feature (`read`)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     name: str
@@ -51,6 +55,8 @@ class ActionResponse(BaseModel):
 
 
 class PermissionResponse(BaseModel):
+    """A permission, `feature:action`, and its two parts."""
+
     model_config = ConfigDict(from_attributes=True)
 
     name: str = Field(examples=["articles:publish"])
@@ -67,6 +73,8 @@ class PermissionResponse(BaseModel):
 
 
 class RoleCreate(RequestModel):
+    """A new role and the permissions it carries."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: RoleName
@@ -104,6 +112,8 @@ class RoleUpdate(RequestModel):
 
 
 class RoleSummary(BaseModel):
+    """A role, by id and name."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -111,6 +121,8 @@ class RoleSummary(BaseModel):
 
 
 class RoleResponse(RoleSummary):
+    """A role with its description and permissions."""
+
     description: str | None
     is_system: bool
     permissions: list[str]

@@ -18,6 +18,8 @@ PASSWORD_MAX_LENGTH = 1024
 
 
 class UserCreate(RequestModel):
+    """A new account: its address, password and name."""
+
     model_config = ConfigDict(extra="forbid")
 
     email: EmailAddress
@@ -34,6 +36,8 @@ class UserUpdate(RequestModel):
 
 
 class UserResponse(BaseModel):
+    """A user as they see themselves."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -55,9 +59,15 @@ class UserListQuery(ListQuery):
 
     item_schema = UserAdminResponse
 
-    sort: Literal["created_at", "-created_at", "email", "-email"] = "-created_at"
-    is_active: bool | None = None
-    is_verified: bool | None = None
+    sort: Literal["created_at", "-created_at", "email", "-email"] = Field(
+        default="-created_at", description="`-` for descending."
+    )
+    is_active: bool | None = Field(
+        default=None, description="Only users who may log in (true) or who may not (false)."
+    )
+    is_verified: bool | None = Field(
+        default=None, description="Only users who confirmed their address (true) or not (false)."
+    )
     role: str | None = Field(default=None, max_length=50, description="Holds this role.")
     created_after: DateTimeFilter | None = Field(default=None, description="Created at or after.")
     created_before: DateTimeFilter | None = Field(default=None, description="Created before.")
@@ -104,6 +114,8 @@ class UserSnapshot(BaseModel):
 
 
 class PasswordChange(RequestModel):
+    """The current password, to confirm, and the new one."""
+
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)

@@ -16,8 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from app.core.cache import Cache
+from app.core.entity_tags import entity_tag, match
 from app.core.read_cache import ReadCache
-from app.exceptions import ForbiddenException, NotFoundException, ValidationException
+from app.core.replicas import read_source
+from app.exceptions import (
+    ForbiddenException,
+    NotFoundException,
+    PreconditionFailedException,
+    ValidationException,
+)
 from app.models.article import Article, ArticleStatus
 from app.models.base import utcnow
 from app.models.user import User
@@ -82,6 +89,11 @@ async def forget_cached_articles(cache: Cache) -> None:
     await article_lists(cache).invalidate_all()
 
 
+def representation(article: Article) -> bytes:
+    """The article as `GET /articles/{id}` sends it (all fields): what its `ETag` tags."""
+    return ArticleResponse.model_validate(article).model_dump_json().encode()
+
+
 def _is_own_or_moderated(author_id: uuid.UUID, principal: Principal) -> bool:
     return author_id == principal.user_id or has_permission(principal, "articles:moderate")
 
@@ -91,9 +103,14 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         super().__init__(Article, resource_name="Article")
 
     async def get_visible(
-        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal
+        self,
+        db: AsyncSession,
+        article_id: uuid.UUID,
+        principal: Principal,
+        *,
+        for_update: bool = False,
     ) -> Article:
-        article = await self.get_by_id(db, article_id, options=WITH_AUTHOR)
+        article = await self.get_by_id(db, article_id, options=WITH_AUTHOR, for_update=for_update)
         self._check_visible(article.status, article.author_id, principal)
         return article
 
@@ -108,7 +125,7 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
                 return None
             return ArticleResponse.model_validate(article).model_dump_json()
 
-        cached = await article_reads(cache).get_or_load(str(article_id), load)
+        cached = await article_reads(cache).get_or_load(str(article_id), load, read_source(db))
         if cached is None:
             raise NotFoundException("Article not found")
         article = ArticleResponse.model_validate_json(cached)
@@ -133,7 +150,8 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         async def load() -> str:
             return pydantic_core.to_json(await ARTICLE_LISTING.page(db, query, where)).decode()
 
-        return await article_lists(cache).get_or_load(f"{audience}:{query.fingerprint()}", load)
+        key = f"{audience}:{query.fingerprint()}"
+        return await article_lists(cache).get_or_load(key, load, read_source(db))
 
     async def create_for(
         self, db: AsyncSession, cache: Cache, data: ArticleCreate, author_id: uuid.UUID
@@ -150,8 +168,11 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         article_id: uuid.UUID,
         data: ArticleUpdate,
         principal: Principal,
+        if_match: str | None = None,
     ) -> Article:
-        article = await self._get_for_change(db, article_id, principal)
+        """Apply the fields sent. `if_match` (the `If-Match` header): the `ETag` the
+        caller last read; 412 if the article has changed since."""
+        article = await self._get_for_change(db, article_id, principal, if_match=if_match)
         clears_content = "content" in data.model_fields_set and not (data.content or "").strip()
         if article.status is ArticleStatus.PUBLISHED and clears_content:
             raise ValidationException("A published article must keep its content")
@@ -160,16 +181,28 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         return article
 
     async def remove(
-        self, db: AsyncSession, cache: Cache, article_id: uuid.UUID, principal: Principal
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        article_id: uuid.UUID,
+        principal: Principal,
+        if_match: str | None = None,
     ) -> None:
-        article = await self._get_for_change(db, article_id, principal)
+        article = await self._get_for_change(db, article_id, principal, if_match=if_match)
         await self.delete(db, article)
         await self._forget(cache, article_id)
 
     async def publish(
-        self, db: AsyncSession, cache: Cache, article_id: uuid.UUID, principal: Principal
+        self,
+        db: AsyncSession,
+        cache: Cache,
+        article_id: uuid.UUID,
+        principal: Principal,
+        if_match: str | None = None,
     ) -> Article:
-        article = await self._get_for_change(db, article_id, principal, action="publish")
+        article = await self._get_for_change(
+            db, article_id, principal, action="publish", if_match=if_match
+        )
         if article.status is ArticleStatus.PUBLISHED:
             raise ValidationException("Article is already published")
         if not (article.content or "").strip():
@@ -181,12 +214,23 @@ class ArticleService(CRUDService[Article, ArticleCreate, ArticleUpdate]):
         return article
 
     async def _get_for_change(
-        self, db: AsyncSession, article_id: uuid.UUID, principal: Principal, action: str = "change"
+        self,
+        db: AsyncSession,
+        article_id: uuid.UUID,
+        principal: Principal,
+        action: str = "change",
+        if_match: str | None = None,
     ) -> Article:
+        """The article to change: visible (404), the caller's own or moderated (403), and
+        with `if_match`, still the version the caller read (412). With `if_match` the row
+        stays locked until the change commits, so no other write slips in between."""
         # Visibility first: a draft the caller may not see is 404, never 403.
-        article = await self.get_visible(db, article_id, principal)
+        locked = if_match is not None
+        article = await self.get_visible(db, article_id, principal, for_update=locked)
         if not _is_own_or_moderated(article.author_id, principal):
             raise ForbiddenException(f"Only the author or an editor can {action} this article")
+        if if_match is not None and not match(if_match, entity_tag(representation(article))):
+            raise PreconditionFailedException()
         return article
 
     @staticmethod

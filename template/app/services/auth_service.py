@@ -12,10 +12,11 @@ from then on, on every instance, the tokens of refreshes that raced with the end
 included (the deny-list alone only knows the JTIs read before they committed).
 
 Authenticating a request costs one cache round trip: the deny-list entry, the session's
-end marker, the user's cached snapshot (profile, roles and resolved permissions) and the
-global permissions version are read together, and the request is counted against the
-caller's rate limit in the same trip; the database is only read when the snapshot is
-missing or older than the latest change to roles and grants.
+end marker, the user's cached snapshot (profile, roles and resolved permissions), the
+global permissions version and, with read replicas, the user's mark as a recent writer
+are read together, and the request is counted against the caller's rate limit in the
+same trip; the database is only read when the snapshot is missing or older than the
+latest change to roles and grants.
 """
 
 import hashlib
@@ -32,6 +33,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.rate_limit import RequestWindow, RouteLimit
+from app.core.replicas import writer_mark_key
 from app.core.resources import Resources
 from app.core.security import TokenClaims
 from app.exceptions import (
@@ -109,15 +111,16 @@ class VerifiedToken:
     user_id: uuid.UUID
     session_id: uuid.UUID
 
-    def cache_keys(self) -> list[str]:
+    def cache_keys(self, *, with_writer_mark: bool) -> list[str]:
         """What authenticating it reads: its deny-list entry, its session's end marker,
-        the user, the version."""
-        return [
+        the user, the version and, with read replicas, the user's mark as a recent writer."""
+        keys = [
             denylist_key(self.claims.jti),
             session_ended_key(self.session_id),
             user_snapshot_key(self.user_id),
             PERMISSIONS_VERSION_KEY,
         ]
+        return [*keys, writer_mark_key(self.user_id)] if with_writer_mark else keys
 
 
 class AuthService:
@@ -128,6 +131,7 @@ class AuthService:
         self.tokens = resources.tokens
         self.hasher = resources.password_hasher
         self.rate_limiter = resources.rate_limiter
+        self.replicas = resources.replicas
 
     # Sessions ---------------------------------------------------------------
 
@@ -365,7 +369,8 @@ class AuthService:
                 token = self._verify(access_token)
             except UnauthorizedException as error:
                 rejection = error
-        keys = token.cache_keys() if token is not None else []
+        with_writer_mark = self.replicas.configured
+        keys = token.cache_keys(with_writer_mark=with_writer_mark) if token is not None else []
         window = self._rate_limit_window(token, client_address, route)
         status = None
         if window is None:
@@ -416,6 +421,7 @@ class AuthService:
         session_ended: str | None,
         cached_user: str | None,
         permissions_version: str | None,
+        writer_mark: str | None = None,
     ) -> Principal:
         if denied is not None:
             raise UnauthorizedException("The access token has been revoked")
@@ -435,6 +441,7 @@ class AuthService:
             session_id=token.session_id,
             jti=claims.jti,
             token_expires_at=claims.expires_at,
+            recent_writer=writer_mark is not None,
         )
 
     async def _set_password(

@@ -11,7 +11,7 @@ with `app.routes.permissions.require_permission`.
 from collections.abc import Iterable
 
 from app.core.rbac import ADMIN_ACTION, FEATURE_ACTIONS, MODERATE_ACTION, split_permission
-from app.exceptions import ForbiddenException
+from app.exceptions import ForbiddenException, GrantRefusedException
 from app.services.principal import Principal
 
 OWNER_ACTIONS = frozenset({"read", "write", "delete", "publish"})
@@ -53,7 +53,7 @@ def ensure_can_grant(principal: Principal, permissions: Iterable[str], *, what: 
     ASVS 5.0 V8.2.
     """
     if missing := sorted({name for name in permissions if not has_permission(principal, name)}):
-        raise ForbiddenException(
+        raise GrantRefusedException(
             f"{what} carries permissions you do not hold: {', '.join(missing)}",
-            details={"missing_permissions": missing},
+            missing_permissions=missing,
         )

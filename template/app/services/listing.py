@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.exceptions import ValidationException
+from app.exceptions import InvalidCursorException
 from app.schemas.listing import ListQuery, field_paths
 from app.schemas.request import storable
 
@@ -107,6 +107,8 @@ class Listing:
         sort_column = self.sorts[sort_name]
         conditions = [*where, *(self.filters[name](v) for name, v in query.filters().items())]
         if query.cursor is not None:
+            if query.offset:
+                raise InvalidCursorException("Use either `offset` or `cursor`, not both")
             conditions.append(self._after(self._decode(query.cursor, query.sort, sort_column)))
 
         statement: Select[Any] = (
@@ -206,14 +208,14 @@ class Listing:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             decoded = json.loads(raw)
         except (ValueError, TypeError, binascii.Error) as error:
-            raise ValidationException("The cursor is not one this endpoint issued") from error
+            raise InvalidCursorException() from error
         # Issued as [sort, value, id]: anything else (a JSON string of three characters
         # would unpack as well) was not issued here.
         if not (isinstance(decoded, list) and len(decoded) == 3 and isinstance(decoded[0], str)):
-            raise ValidationException("The cursor is not one this endpoint issued")
+            raise InvalidCursorException()
         cursor_sort, value, id_ = decoded
         if cursor_sort != sort:
-            raise ValidationException(
+            raise InvalidCursorException(
                 f"The cursor belongs to sort={cursor_sort}; keep the sort order while paging"
             )
         try:
@@ -222,7 +224,7 @@ class Listing:
                 column, sort.startswith("-"), sort_value, _python_value(self.id_column, id_)
             )
         except ValueError as error:  # pydantic's ValidationError, or a value `storable` refused
-            raise ValidationException("The cursor is not one this endpoint issued") from error
+            raise InvalidCursorException() from error
 
 
 def _beyond(left: Any, right: Any, descending: bool) -> ColumnElement[bool]:

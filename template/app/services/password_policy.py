@@ -33,7 +33,7 @@ from app.core.common_passwords import common_passwords
 from app.core.config import Settings
 from app.core.guessability import guesses_log10
 from app.core.security import normalize_password
-from app.exceptions import ValidationException
+from app.exceptions import PasswordRefusedException
 
 MIN_DISTINCT_CHARACTERS = 5
 MIN_CONTEXT_WORD_LENGTH = 4
@@ -91,9 +91,8 @@ class PasswordPolicy:
     async def ensure_acceptable(
         self, password: str, *, email: str, field: str = "password"
     ) -> None:
-        """Raise a 422 naming `field` and the rule when the password is refused."""
+        """Raise a 422 `password_refused` naming `field` and the rule when the password is
+        refused."""
         reason = await asyncio.to_thread(self.problem, password, email=email)
         if reason is not None:
-            raise ValidationException(
-                f"Password refused: {reason}", details=[{"field": field, "rule": reason}]
-            )
+            raise PasswordRefusedException(field, reason)

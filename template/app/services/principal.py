@@ -15,6 +15,9 @@ class Principal:
     session_id: uuid.UUID
     jti: str
     token_expires_at: datetime
+    # They wrote within the read-your-writes window, so their reads go to the primary
+    # (known only where read replicas are configured: `app.core.replicas`).
+    recent_writer: bool = False
 
     @property
     def user_id(self) -> uuid.UUID:

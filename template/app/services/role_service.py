@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.core.cache import Cache
-from app.core.rbac import PERMISSIONS
+from app.core.rbac import ADMIN_ROLE, PERMISSIONS
 from app.exceptions import ConflictException, NotFoundException
 from app.models import Action, Feature, Permission, Role
 from app.schemas.rbac import RoleCreate, RoleUpdate
@@ -124,6 +124,13 @@ class RoleService(CRUDService[Role, RoleCreate, RoleUpdate]):
         role = await self.get_role(db, role_id)
         [permission] = await self._get_permissions(db, [permission_name])
         _ensure_dominates(granter, role, permission_name, what=f"Role {role.name!r}")
+        if role.name == ADMIN_ROLE:
+            # Its holders would lose the permission, and with it the right to grant it
+            # back (no grant beyond one's own): nobody could restore it but the seed.
+            raise ConflictException(
+                f"The {ADMIN_ROLE!r} role holds every permission: {permission_name} "
+                "cannot be revoked from it"
+            )
         if permission in role.permissions:
             role.permissions.remove(permission)
             await user_service.ensure_administrators_remain(db)

@@ -116,7 +116,7 @@ async def test_an_administrator_creates_and_deletes_users(
         f"{API}/users", headers=admin, json={"email": email, "password": DEFAULT_PASSWORD}
     )
 
-    error_of(weak, 422, "validation_error")
+    error_of(weak, 422, "password_refused")
     assert created.status_code == 201, created.text
     assert created.json()["email"] == email
     error_of(taken, 409, "conflict")

@@ -8,6 +8,7 @@ import pytest
 from app.services.user_service import UserService
 from tests.helpers import (
     API,
+    CHALLENGE,
     DEFAULT_PASSWORD,
     OTHER_PASSWORD,
     RecordedEmail,
@@ -121,8 +122,8 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(
     second = error_of(unknown_email, 401, "unauthorized")
     assert first.pop("request_id") != second.pop("request_id")
     assert first == second
-    assert wrong_password.headers["WWW-Authenticate"] == "Bearer"
-    assert unknown_email.headers["WWW-Authenticate"] == "Bearer"
+    assert wrong_password.headers["WWW-Authenticate"] == CHALLENGE
+    assert unknown_email.headers["WWW-Authenticate"] == CHALLENGE
 
 
 async def test_login_ignores_email_case(client: httpx.AsyncClient) -> None:

@@ -140,7 +140,7 @@ async def test_forged_cursor_values_are_refused(
         f"{API}/articles", headers=auth_headers, params={"sort": sort, "cursor": cursor}
     )
 
-    error = error_of(response, 422, "validation_error")
+    error = error_of(response, 422, "invalid_cursor")
     assert error["message"] == "The cursor is not one this endpoint issued"
 
 
@@ -154,7 +154,7 @@ async def test_cursor_with_an_id_of_the_wrong_type_is_refused(
         f"{API}/articles", headers=auth_headers, params={"sort": "title", "cursor": cursor}
     )
 
-    error_of(response, 422, "validation_error")
+    error_of(response, 422, "invalid_cursor")
 
 
 async def test_a_422_lists_a_bounded_number_of_errors(
@@ -368,6 +368,7 @@ async def test_nul_in_an_upload_file_name_is_refused(
 
     error = error_of(response, 422, "validation_error")
     assert error["details"][0]["loc"] == ["body", "file", "filename"]
+    assert error["details"][0]["type"] == "unstorable_text"
 
 
 # Standard protocol behaviour ------------------------------------------------------

@@ -22,6 +22,7 @@ from app.services.crud_service import CRUDService
 from app.services.user_service import UserService
 from tests.helpers import (
     API,
+    create_article,
     error_of,
     login_as,
     login_session,
@@ -29,6 +30,7 @@ from tests.helpers import (
     refreshed,
     register_user,
     role_id,
+    set_roles,
 )
 
 HOLD = 1.0  # seconds a transaction waits at its commit for the other one
@@ -124,30 +126,33 @@ async def test_two_administrators_deactivating_each_other_at_once_leave_one(
 async def test_revoking_the_permission_from_two_roles_at_once_keeps_one_holder(
     client: httpx.AsyncClient, resources: Resources, commits_meet: None
 ) -> None:
-    """Two roles carry `users:admin`, each to one active user; each user revokes it from
-    their own role at the same moment. One revocation must be refused."""
+    """Two roles carry `users:admin`, each to one active user (and no one holds the
+    `admin` role, which never loses a permission); each user revokes it from their own
+    role at the same moment. One revocation must be refused."""
     admin = await login_as(client, resources, "admin")
-    created = await client.post(
-        f"{API}/rbac/roles",
-        headers=admin,
-        json={"name": "deputies", "permissions": ["users:admin", "roles:admin"]},
-    )
-    assert created.status_code == 201, created.text
-    deputies = created.json()["id"]
+    roles = []
+    for name in ("deputies", "wardens"):
+        created = await client.post(
+            f"{API}/rbac/roles",
+            headers=admin,
+            json={"name": name, "permissions": ["users:admin", "roles:admin"]},
+        )
+        assert created.status_code == 201, created.text
+        roles.append(created.json()["id"])
     deputy = await login_as(client, resources, "deputies")
-    admin_role = await role_id(resources, "admin")
+    warden = await login_as(client, resources, "wardens")
+    await set_roles(resources, await _me(client, admin))  # the admin role's holder leaves
 
     responses = await asyncio.gather(
-        client.delete(f"{API}/rbac/roles/{admin_role}/permissions/users:admin", headers=admin),
-        client.delete(f"{API}/rbac/roles/{deputies}/permissions/users:admin", headers=deputy),
+        *(
+            client.delete(f"{API}/rbac/roles/{role}/permissions/users:admin", headers=headers)
+            for role, headers in zip(roles, (deputy, warden), strict=True)
+        )
     )
 
     assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
-    roles = [
-        (await client.get(f"{API}/rbac/roles/{role}", headers=admin)).json()
-        for role in (admin_role, deputies)
-    ]
-    assert sum("users:admin" in role["permissions"] for role in roles) == 1
+    held = [(await client.get(f"{API}/rbac/roles/{role}", headers=deputy)).json() for role in roles]
+    assert sum("users:admin" in role["permissions"] for role in held) == 1
 
 
 async def test_the_same_role_given_twice_at_once_is_held_once(
@@ -182,3 +187,29 @@ async def test_two_refreshes_with_one_token_at_once_rotate_it_once(
     winner = _one_won(responses)
     error_of(next(r for r in responses if r is not winner), 409, "conflict")
     assert (await refresh(client, refreshed(winner))).status_code == 200
+
+
+async def test_two_writes_from_one_etag_at_once_let_one_through(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], commits_meet: None
+) -> None:
+    """Both editors read the same version and send its `ETag` in `If-Match`: the row
+    lock taken with the comparison makes the second compare against the first's result,
+    so it is refused (412) instead of silently undoing the first."""
+    article = await create_article(client, auth_headers)
+    url = f"{API}/articles/{article['id']}"
+    etag = (await client.get(url, headers=auth_headers)).headers["ETag"]
+
+    responses = await asyncio.gather(
+        *(
+            client.patch(url, json={"title": title}, headers={**auth_headers, "If-Match": etag})
+            for title in ("First", "Second")
+        )
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 412], [response.text for response in responses]
+    winner = next(response for response in responses if response.status_code == 200)
+    error_of(next(r for r in responses if r is not winner), 412, "precondition_failed")
+    current = await client.get(url, headers=auth_headers)
+    assert current.json()["title"] == winner.json()["title"]
+    assert current.headers["ETag"] == winner.headers["ETag"]

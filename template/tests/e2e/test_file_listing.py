@@ -259,5 +259,5 @@ async def test_cursor_and_offset_together_are_refused(
     params = {"limit": 1, "offset": 1, "cursor": first["next_cursor"]}
     response = await client.get(FILES, headers=auth_headers, params=params)
 
-    error = error_of(response, 422, "request_validation_error")
-    assert "either `offset` or `cursor`" in str(error["details"])
+    error = error_of(response, 422, "invalid_cursor")
+    assert "either `offset` or `cursor`" in error["message"]

@@ -171,9 +171,32 @@ async def test_a_content_type_outside_the_allow_list_is_415(
 async def test_a_request_without_the_file_field_is_422(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
-    response = await client.post(f"{API}/files", data={"other": "x"}, headers=auth_headers)
+    response = await client.post(
+        f"{API}/files", files={"attachment": ("a.txt", b"x", "text/plain")}, headers=auth_headers
+    )
 
     error_of(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"file=x"),
+        ("text/plain", b"x"),
+        ("application/json", b'{"file": "x"}'),
+        (None, b"x"),
+    ],
+)
+async def test_an_upload_not_sent_as_multipart_is_415(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], content_type: str | None, body: bytes
+) -> None:
+    """The document says `multipart/form-data`: any other body is refused by its type, not
+    blamed on a missing field."""
+    headers = auth_headers | ({"Content-Type": content_type} if content_type else {})
+    response = await client.post(f"{API}/files", content=body, headers=headers)
+
+    error = error_of(response, 415, "unsupported_media_type")
+    assert error["details"] == {"allowed": ["multipart/form-data"]}
 
 
 async def test_a_failed_commit_leaves_no_object_and_no_row(

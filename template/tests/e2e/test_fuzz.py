@@ -1,14 +1,18 @@
 """The contract fuzz run: schemathesis sends requests generated from the service's own
 OpenAPI document to the app served by uvicorn, as an administrator and as an ordinary
-user, and checks every answer: no server error (5xx), and every response of the
-content type and schema the document gives for its status.
+user, and checks every answer: no server error (5xx); every response of the content
+type, schema and headers the document gives for its status, with an error `code` that
+status names; and a request the document calls valid refused only by a business rule
+(`tests/contract_checks.py`).
 
-Rate limits are off, so the run tests the API rather than the limiter, and the
-fuzzer logs in again whenever a request of its own (logout, say) ended its session
-(`tests/fuzz_checks.py`). The run is bounded to keep the suite short: FUZZ_MAX_EXAMPLES
-examples per operation (default 5) in the fuzzing phase, and the coverage phase
-(boundary values of every parameter, and values just past them) as the administrator
-only, who reaches every operation. Raise FUZZ_MAX_EXAMPLES locally to search deeper.
+Rate limits are on, as in production: the general ones are raised so that the run tests
+the API rather than the limiter, the routes' own (the upload's) stay as they are, and a
+429 is an answer the document gives. The fuzzer logs in again whenever a request of its
+own (logout, say) ended its session (`tests/fuzz_checks.py`). The run is bounded to keep
+the suite short: FUZZ_MAX_EXAMPLES examples per operation (default 5) in the fuzzing
+phase, and the coverage phase (boundary values of every parameter, and values just past
+them) as the administrator only, who reaches every operation. Raise FUZZ_MAX_EXAMPLES
+locally to search deeper.
 """
 
 import asyncio
@@ -27,17 +31,31 @@ from app.main import API_PREFIX, create_app
 from tests.helpers import DEFAULT_PASSWORD, free_port, register_user, set_roles, unique_email
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "5"))
-CHECKS = "not_a_server_error,content_type_conformance,response_schema_conformance"
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "response_headers_conformance",
+        # tests/contract_checks.py
+        "documented_error_code",
+        "refusals_follow_business_rules",
+        "documented_cookies",
+    ]
+)
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
 async def _served(settings: Settings) -> AsyncIterator[str]:
-    """A new instance of the app, rate limits off, served by uvicorn; its base URL."""
+    """A new instance of the app with room for the fuzzer in its general rate limits,
+    served by uvicorn; its base URL."""
     app = create_app(
         settings.model_copy(
             update={
-                "rate_limit_enabled": False,
+                "rate_limit_enabled": True,
+                "rate_limit_per_user": "1000000/minute",
+                "rate_limit_per_ip": "1000000/minute",
                 "login_rate_limit_per_ip": "1000000/minute",
                 "login_rate_limit_per_account": "1000000/minute",
                 "email_link_rate_limit": "1000000/minute",

@@ -15,14 +15,18 @@ async def test_live_is_ok(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_checks_database_and_cache(client: httpx.AsyncClient) -> None:
+async def test_ready_checks_database_and_cache(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     response = await client.get("/health/ready")
 
     assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "checks": {"database": True, "cache": True},
-    }
+    ready = response.json()
+    replicas = ready.pop("replicas", [])
+    assert ready == {"status": "ok", "checks": {"database": True, "cache": True}}
+    # Listed only when configured (the suite's TEST_READ_REPLICA mode), each one usable.
+    assert len(replicas) == len(settings.database_replica_urls)
+    assert all(replica["state"] == "ok" for replica in replicas)
 
 
 async def test_ready_is_503_without_hanging_when_the_cache_is_down(
@@ -34,8 +38,7 @@ async def test_ready_is_503_without_hanging_when_the_cache_is_down(
         elapsed = time.monotonic() - started
 
     assert response.status_code == 503
-    assert response.json() == {
-        "status": "unavailable",
-        "checks": {"database": True, "cache": False},
-    }
+    ready = response.json()
+    ready.pop("replicas", None)  # with TEST_READ_REPLICA: reported, and no help
+    assert ready == {"status": "unavailable", "checks": {"database": True, "cache": False}}
     assert elapsed < CHECK_TIMEOUT_SECONDS + 1

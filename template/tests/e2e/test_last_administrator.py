@@ -40,14 +40,25 @@ async def test_the_last_administrator_cannot_drop_their_role_or_be_deactivated(
 async def test_the_permission_cannot_be_revoked_from_its_last_role(
     client: httpx.AsyncClient, resources: Resources, admin: dict[str, str]
 ) -> None:
-    admin_role = await role_id(resources, "admin")
-
-    revoked = await client.delete(
-        f"{RBAC}/roles/{admin_role}/permissions/roles:admin", headers=admin
+    """The only administrator holds `users:admin` and `roles:admin` through a role of
+    their own (the `admin` role, which never loses one, has no active holder left)."""
+    created = await client.post(
+        f"{RBAC}/roles",
+        headers=admin,
+        json={"name": "deputies", "permissions": ["users:admin", "roles:admin"]},
     )
+    assert created.status_code == 201, created.text
+    deputies = created.json()["id"]
+    me = await _me(client, admin)
+    given = await client.put(f"{API}/users/{me}/roles/{deputies}", headers=admin)
+    admin_role = await role_id(resources, "admin")
+    dropped = await client.delete(f"{API}/users/{me}/roles/{admin_role}", headers=admin)
+    assert (given.status_code, dropped.status_code) == (200, 200), dropped.text
+
+    revoked = await client.delete(f"{RBAC}/roles/{deputies}/permissions/roles:admin", headers=admin)
 
     assert "roles:admin" in error_of(revoked, 409, "conflict")["message"]
-    role = (await client.get(f"{RBAC}/roles/{admin_role}", headers=admin)).json()
+    role = (await client.get(f"{RBAC}/roles/{deputies}", headers=admin)).json()
     assert "roles:admin" in role["permissions"]
 
 
@@ -77,14 +88,15 @@ async def test_a_custom_role_carrying_the_permission_counts(
     )
     assert created.status_code == 201, created.text
     gatekeeper = created.json()["id"]
-    await client.put(f"{API}/users/{await _me(client, admin)}/roles/{gatekeeper}", headers=admin)
+    me = await _me(client, admin)
+    await client.put(f"{API}/users/{me}/roles/{gatekeeper}", headers=admin)
 
-    # The admin role may now lose the permission: the custom role still carries it.
-    revoked = await client.delete(
-        f"{RBAC}/roles/{await role_id(resources, 'admin')}/permissions/users:admin", headers=admin
+    # The administrator may now leave the admin role: the custom role still carries it.
+    left = await client.delete(
+        f"{API}/users/{me}/roles/{await role_id(resources, 'admin')}", headers=admin
     )
     deleted = await client.delete(f"{RBAC}/roles/{gatekeeper}", headers=admin)
 
-    assert revoked.status_code == 200
+    assert left.status_code == 200, left.text
     # ...but then the custom role is the last carrier of users:admin.
     error_of(deleted, 409, "conflict")

@@ -4,14 +4,17 @@ Generated clients trust it: an error documented in another shape, a status left 
 property marked required that `fields=` drops breaks them at run time.
 """
 
+import re
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.core.config import Settings
-from tests.helpers import API, create_article, error_of
+from app.core.resources import Resources
+from tests.helpers import API, create_article, error_of, login_as
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
@@ -35,7 +38,7 @@ def test_every_error_is_documented_in_the_shape_the_service_sends(
     assert "HTTPValidationError" not in document["components"]["schemas"]
     for path, method, operation in _operations(document):
         for status, response in operation["responses"].items():
-            if path.startswith(API) and int(status) >= 400:
+            if path.startswith(API) and int(status) >= 400 and method != "head":
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": ERROR_REF}, (method, path, status)
             assert "X-Request-ID" in response["headers"], (method, path, status)
@@ -54,6 +57,46 @@ def test_statuses_come_from_the_dependencies_and_the_routes(document: dict[str, 
     assert "409" not in register["responses"]  # a taken address answers like a new one
     assert "401" not in register["responses"]
     assert register["security"] == []
+
+
+def test_every_operation_parameter_and_schema_is_described(document: dict[str, Any]) -> None:
+    undescribed = [
+        f"{method} {path}"
+        for path, method, operation in _operations(document)
+        if not operation.get("description")
+    ]
+    undescribed += [
+        f"{method} {path} {parameter['name']}"
+        for path, method, operation in _operations(document)
+        for parameter in operation.get("parameters", [])
+        if not parameter.get("description")
+    ]
+    undescribed += [
+        name
+        for name, schema in document["components"]["schemas"].items()
+        if not schema.get("description")
+    ]
+    assert undescribed == []
+
+
+def test_every_get_has_its_head_without_a_body(document: dict[str, Any]) -> None:
+    """HEAD is answered wherever GET is (`app.core.head_requests`), and documented so:
+    the GET's parameters, security and statuses, no content."""
+    gets = 0
+    for path, item in document["paths"].items():
+        assert ("get" in item) == ("head" in item), path
+        if "get" not in item:
+            continue
+        gets += 1
+        get, head = item["get"], item["head"]
+        assert head["operationId"] == f"{get['operationId']}_head"
+        assert head.get("parameters") == get.get("parameters")
+        assert head["security"] == get["security"]
+        assert set(head["responses"]) == set(get["responses"]), path
+        for status, response in head["responses"].items():
+            assert "content" not in response, (path, status)
+            assert response["headers"] == get["responses"][status]["headers"]
+    assert gets >= 15
 
 
 def test_new_passwords_are_documented_with_the_policy_lengths(
@@ -116,6 +159,56 @@ def test_fields_examples_are_valid_for_their_endpoint(document: dict[str, Any]) 
         assert ("author" in example) == (path.endswith("/articles")), example
 
 
+# Values of `fields` on either side of the grammar: names, spaces, commas, case, nesting.
+FIELDS_CANDIDATES = (
+    "id",
+    " id , title ",
+    "author",
+    "author.id,author.full_name",
+    "id,id",
+    "title,,id",
+    "id,",
+    ",",
+    "",
+    "\tid",
+    "ID",
+    "author.",
+    "author.email",
+    "authorid",
+    "id;title",
+    "id title",
+)
+
+
+async def test_fields_takes_exactly_what_its_documented_pattern_admits(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    resources: Resources,
+    document: dict[str, Any],
+) -> None:
+    """A `fields` value the document's pattern admits is answered 200, any other 422, on
+    every operation that takes `fields` (schemathesis sends what the pattern admits and
+    expects it taken)."""
+    article = await create_article(client, auth_headers)
+    admin = await login_as(client, resources, "admin")
+    checked = 0
+    for path, method, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] != "fields":
+                continue
+            [text] = [form for form in parameter["schema"]["anyOf"] if form["type"] == "string"]
+            pattern = re.compile(text["pattern"])
+            url = path.replace("{article_id}", article["id"])
+            for value in FIELDS_CANDIDATES:
+                response = await client.request(
+                    method, url, params={"fields": value}, headers=admin
+                )
+                admitted = pattern.search(value) is not None
+                assert response.status_code == (200 if admitted else 422), (path, value)
+                checked += 1
+    assert checked >= 4 * len(FIELDS_CANDIDATES)
+
+
 def test_patch_schemas_do_not_offer_null_where_it_is_refused(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     assert schemas["ArticleUpdate"]["properties"]["title"]["type"] == "string"
@@ -144,6 +237,29 @@ async def test_a_number_is_not_a_date_time_filter(
     )
 
     error_of(response, 422, "request_validation_error")
+
+
+def test_routes_answering_204_send_no_content_type(app: FastAPI) -> None:
+    routes = [context.original_route for context in iter_route_contexts(app.routes)]
+    no_content = [r for r in routes if isinstance(r, APIRoute) and r.status_code == 204]
+
+    assert no_content, "expected routes answering 204"
+    for route in no_content:
+        assert route.response_class is Response, route.path
+
+
+async def test_a_204_has_no_content_type(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    article = await create_article(client, auth_headers)
+
+    deleted = await client.delete(f"{API}/articles/{article['id']}", headers=auth_headers)
+    logged_out = await client.post(f"{API}/auth/logout", headers=auth_headers)
+
+    for response in (deleted, logged_out):
+        assert response.status_code == 204
+        assert response.content == b""
+        assert "content-type" not in response.headers
 
 
 async def test_allow_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ from app.services.user_service import PERMISSIONS_VERSION_KEY
 from tests.helpers import (
     API,
     AppFactory,
+    app_engines,
     error_of,
     login,
     login_as,
@@ -115,7 +116,7 @@ async def test_a_cached_request_costs_one_cache_round_trip_and_no_query(
 
         monkeypatch.setattr(resources.cache, name, spy)
 
-    with recorded_queries(resources.engine) as queries:
+    with recorded_queries(*app_engines(resources)) as queries:
         me = await client.get(f"{API}/users/me", headers=headers)
         articles = await client.get(ARTICLES, headers=headers)
 

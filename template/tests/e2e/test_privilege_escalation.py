@@ -215,3 +215,27 @@ async def test_creating_a_user_grants_the_default_role_only_within_the_creators_
     created = await client.post(f"{API}/users", headers=allowed, json=payload)
     assert created.status_code == 201, created.text
     assert [held["name"] for held in created.json()["roles"]] == [default_role]
+
+
+async def test_the_admin_role_never_loses_a_permission_so_it_can_always_grant_it(
+    client: httpx.AsyncClient, resources: Resources, admin: dict[str, str]
+) -> None:
+    """Revoking `articles:admin` from the `admin` role would leave its holders unable to
+    grant it back (no grant beyond one's own): the revocation is refused, and the
+    administrator can still grant the permission to any other role."""
+    admin_role = await role_id(resources, "admin")
+    editor_role = await role_id(resources, "editor")
+
+    revoked = await client.delete(
+        f"{RBAC}/roles/{admin_role}/permissions/articles:admin", headers=admin
+    )
+    regranted = await client.put(
+        f"{RBAC}/roles/{editor_role}/permissions/articles:admin", headers=admin
+    )
+
+    assert "every permission" in error_of(revoked, 409, "conflict")["message"]
+    role = (await client.get(f"{RBAC}/roles/{admin_role}", headers=admin)).json()
+    [admin_definition] = [role for role in DEFAULT_ROLES if role.name == "admin"]
+    assert set(role["permissions"]) == admin_definition.permissions
+    assert regranted.status_code == 200, regranted.text
+    assert "articles:admin" in regranted.json()["permissions"]

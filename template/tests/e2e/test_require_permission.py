@@ -13,6 +13,7 @@ from app.core.resources import Resources
 from app.exceptions.handlers import register_exception_handlers
 from app.routes.deps import CurrentPrincipal
 from app.routes.permissions import require_permission
+from app.routes.token_transport import authentication_challenge
 from app.services.principal import Principal
 from tests.helpers import error_of, login_as
 
@@ -31,7 +32,8 @@ class Probe:
         self.ran: list[str] = []
         self.app = FastAPI()
         self.app.state.resources = resources
-        register_exception_handlers(self.app)
+        challenge = authentication_challenge(resources.settings)
+        register_exception_handlers(self.app, challenge=challenge)
         self.app.add_middleware(RequestContextMiddleware)
 
         @self.app.post("/decorator")
@@ -104,7 +106,8 @@ def test_decorated_routes_document_security_and_permission(app: FastAPI) -> None
     assert operation["security"]
     assert "Requires the `articles:publish` permission." in operation["description"]
     # The injected check is a dependency, never a client-visible parameter.
-    assert [parameter["name"] for parameter in operation["parameters"]] == ["article_id"]
+    names = [parameter["name"] for parameter in operation["parameters"]]
+    assert names == ["article_id", "If-Match"]
 
 
 def test_dependency_form_routes_document_security(app: FastAPI) -> None:

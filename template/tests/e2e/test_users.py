@@ -7,7 +7,7 @@ from sqlalchemy import update
 from app.core.resources import Resources
 from app.models import User
 from app.services.user_service import user_service
-from tests.helpers import API, error_of, login, register_user
+from tests.helpers import API, CHALLENGE, error_of, login, register_user
 
 
 async def test_me_returns_the_authenticated_user(
@@ -24,7 +24,7 @@ async def test_me_without_a_token_is_401(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{API}/users/me")
 
     error_of(response, 401, "unauthorized")
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == CHALLENGE
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ async def test_me_with_an_invalid_token_is_401(
     response = await client.get(f"{API}/users/me", headers={"Authorization": authorization})
 
     error_of(response, 401, "unauthorized")
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == CHALLENGE
 
 
 async def test_token_of_a_deactivated_user_is_refused(

@@ -84,12 +84,16 @@ async def _role_id(db: AsyncSession, name: str) -> uuid.UUID:
 async def test_the_seed_gives_the_admin_role_back_every_permission(
     db_session: AsyncSession, resources: Resources
 ) -> None:
-    # However the admin role lost a permission (an older release let a delegated
-    # administrator strip it), the next seed (and so `create-admin`) gives it back: the
-    # admin role always holds every permission of the catalog.
-    admin_id = await _role_id(db_session, "admin")
-    await role_service.revoke(db_session, resources.cache, admin_id, "roles:admin", administrator())
-    await role_service.revoke(db_session, resources.cache, admin_id, "users:admin", administrator())
+    # However the admin role lost a permission (older releases let an administrator, or
+    # a delegated one, revoke it; the API refuses now), the next seed (and so
+    # `create-admin`) gives it back: the admin role always holds every permission.
+    admin_role = await role_service.get_role(db_session, await _role_id(db_session, "admin"))
+    admin_role.permissions = [
+        permission
+        for permission in admin_role.permissions
+        if permission.name not in {"roles:admin", "users:admin"}
+    ]
+    await db_session.commit()
 
     report = await seed(db_session, resources.cache)
 

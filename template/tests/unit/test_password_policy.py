@@ -3,7 +3,7 @@
 import pytest
 
 from app.core.config import Settings
-from app.exceptions import ValidationException
+from app.exceptions import PasswordRefusedException
 from app.services.password_policy import MIN_DISTINCT_CHARACTERS, PasswordPolicy
 from tests.helpers import SUITE_PASSWORDS, unique_email
 
@@ -108,16 +108,27 @@ def test_passphrases_are_accepted(password: str) -> None:
     assert POLICY.problem(password, email=EMAIL) is None
 
 
-async def test_a_refusal_is_a_validation_error_naming_the_field_and_the_rule() -> None:
-    with pytest.raises(ValidationException) as refused:
+async def test_a_refusal_is_a_password_refused_error_naming_the_field_and_the_rule() -> None:
+    with pytest.raises(PasswordRefusedException) as refused:
         await POLICY.ensure_acceptable("too short", email=EMAIL)
+    assert refused.value.code == "password_refused"
     assert refused.value.message == "Password refused: use at least 15 characters"
-    assert refused.value.details == [{"field": "password", "rule": "use at least 15 characters"}]
+    assert refused.value.details == [
+        {
+            "loc": ["body", "password"],
+            "message": "use at least 15 characters",
+            "type": "password_refused",
+        }
+    ]
 
-    with pytest.raises(ValidationException) as refused:
+    with pytest.raises(PasswordRefusedException) as refused:
         await POLICY.ensure_acceptable("manchesterunited", email=EMAIL, field="new_password")
     assert refused.value.details == [
-        {"field": "new_password", "rule": "it is one of the most common passwords"}
+        {
+            "loc": ["body", "new_password"],
+            "message": "it is one of the most common passwords",
+            "type": "password_refused",
+        }
     ]
 
     await POLICY.ensure_acceptable("correct horse battery staple", email=EMAIL)

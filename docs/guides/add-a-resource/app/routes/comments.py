@@ -7,10 +7,16 @@ one is decided by `comment_service`.
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from app.exceptions import ForbiddenException, NotFoundException, ValidationException
-from app.routes.deps import CurrentPrincipal, DbSession
+from app.exceptions import (
+    ForbiddenException,
+    InvalidCursorException,
+    NotFoundException,
+    ValidationException,
+)
+from app.routes.api_route import ApiRoute
+from app.routes.deps import CurrentPrincipal, DbSession, ReadDbSession
 from app.routes.openapi import errors
 from app.routes.permissions import require_permission
 from app.routes.responses import json_response
@@ -18,20 +24,24 @@ from app.schemas.comment import CommentCreate, CommentListQuery, CommentResponse
 from app.schemas.listing import Page
 from app.services.comment_service import comment_service
 
-router = APIRouter()
+# Who is calling is checked before a body is read (`app.routes.api_route`).
+router = APIRouter(route_class=ApiRoute)
+
+ArticleId = Annotated[uuid.UUID, Path(description="The article's id.")]
+CommentId = Annotated[uuid.UUID, Path(description="The comment's id.")]
 
 
 @router.get(
     "/articles/{article_id}/comments",
     response_model=Page[CommentResponse],
-    responses=errors(NotFoundException),
+    responses=errors(NotFoundException, InvalidCursorException),
 )
 @require_permission("comments:read")
 async def list_comments(
-    article_id: uuid.UUID,
+    article_id: ArticleId,
     query: Annotated[CommentListQuery, Query()],
     principal: CurrentPrincipal,
-    db: DbSession,
+    db: ReadDbSession,
 ) -> Response:
     """The article's comments, oldest first unless `sort` says otherwise."""
     page = await comment_service.list_for_article(db, article_id, principal, query)
@@ -46,7 +56,7 @@ async def list_comments(
 )
 @require_permission("comments:write")
 async def create_comment(
-    article_id: uuid.UUID, data: CommentCreate, principal: CurrentPrincipal, db: DbSession
+    article_id: ArticleId, data: CommentCreate, principal: CurrentPrincipal, db: DbSession
 ) -> CommentResponse:
     """Comment on a published article."""
     comment = await comment_service.create_for(db, article_id, data, principal)
@@ -60,7 +70,7 @@ async def create_comment(
 )
 @require_permission("comments:write")
 async def update_comment(
-    comment_id: uuid.UUID, data: CommentUpdate, principal: CurrentPrincipal, db: DbSession
+    comment_id: CommentId, data: CommentUpdate, principal: CurrentPrincipal, db: DbSession
 ) -> CommentResponse:
     """Rewrite your comment."""
     comment = await comment_service.edit(db, comment_id, data, principal)
@@ -73,6 +83,6 @@ async def update_comment(
     responses=errors(ForbiddenException, NotFoundException),
 )
 @require_permission("comments:delete")
-async def delete_comment(comment_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
+async def delete_comment(comment_id: CommentId, principal: CurrentPrincipal, db: DbSession) -> None:
     """Delete your comment (moderators may delete any)."""
     await comment_service.remove(db, comment_id, principal)

@@ -15,6 +15,8 @@ CommentBody = Annotated[
 
 
 class CommentCreate(RequestModel):
+    """A new comment: its body."""
+
     model_config = ConfigDict(extra="forbid")
 
     body: CommentBody
@@ -29,6 +31,8 @@ class CommentUpdate(RequestModel):
 
 
 class CommentResponse(BaseModel):
+    """A comment, with its author."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
