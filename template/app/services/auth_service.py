@@ -59,6 +59,9 @@ from app.services.user_service import (
     user_snapshot_key,
 )
 
+# Sessions past the per-account limit ended by one login (`_end_sessions_past_limit`).
+SESSION_TRIM_BATCH = 100
+
 
 def denylist_key(jti: str) -> str:
     return f"auth:deny:{jti}"
@@ -522,6 +525,7 @@ class AuthService:
         session.current_jti = access.jti
         db.add(session)
         await db.commit()
+        await self._end_sessions_past_limit(db, user.id)
         return IssuedSession(
             session_id=session.id,
             session_secret=secret,
@@ -529,6 +533,25 @@ class AuthService:
             access_expires_at=access.expires_at,
             session_expires_at=session.expires_at,
         )
+
+    async def _end_sessions_past_limit(self, db: AsyncSession, user_id: uuid.UUID) -> None:
+        """At most SESSIONS_MAX_PER_USER sessions open per account (OWASP ASVS 5.0 V7.1.2):
+        past it, the least recently used are ended (at most SESSION_TRIM_BATCH a login, so
+        each login's work stays bounded whatever an account held before)."""
+        excess = await db.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > utcnow(),
+            )
+            .order_by(AuthSession.last_used_at.desc(), AuthSession.id)
+            .offset(self.settings.sessions_max_per_user)
+            .limit(SESSION_TRIM_BATCH)
+        )
+        sessions = list(excess)
+        if sessions:
+            await self._revoke(db, sessions)
 
     def _is_open(self, session: AuthSession, now: datetime) -> bool:
         idle_limit = timedelta(hours=self.settings.session_idle_timeout_hours)

@@ -357,3 +357,25 @@ async def test_the_replaced_token_within_the_race_window_keeps_the_session(
 
     error_of(late_twin, 409, "conflict")
     assert (await _me(client, renewed)).status_code == 200
+
+
+async def test_a_login_past_the_session_limit_ends_the_least_recently_used(
+    client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resources.settings, "sessions_max_per_user", 2)
+    user = await register_user(client)
+    first = await login_session(client, user["email"])
+    second = await login_session(client, user["email"])
+    first = refreshed(await refresh(client, first))  # now more recently used than second
+
+    third = await login_session(client, user["email"])
+
+    error_of(await _me(client, second), 401, "unauthorized")
+    error_of(await refresh(client, second), 401, "unauthorized")
+    listed = await client.get(f"{API}/auth/sessions", headers=third.headers)
+    assert listed.status_code == 200
+    assert {entry["id"] for entry in listed.json()} == {
+        str(first.session_id),
+        str(third.session_id),
+    }
+    assert (await _me(client, first)).status_code == 200
