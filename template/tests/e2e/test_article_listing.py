@@ -206,3 +206,24 @@ async def test_a_cursor_only_continues_its_own_sort_order(
 
     assert "keep the sort order" in error_of(mixed, 422, "invalid_cursor")["message"]
     assert "not both" in error_of(both, 422, "invalid_cursor")["message"]
+
+
+async def test_a_list_refuses_a_parameter_it_does_not_know_and_other_routes_ignore_it(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    """docs/api-contract.md: a misspelt filter must not answer the whole list unfiltered;
+    a cache-busting parameter on another route changes nothing."""
+    await create_article(client, auth_headers, "Anyone's")
+
+    misspelt = await client.get(ARTICLES, params={"autor_id": "x"}, headers=auth_headers)
+    busted = await client.get(f"{API}/users/me", params={"_": "1700000000"}, headers=auth_headers)
+
+    error = error_of(misspelt, 422, "request_validation_error")
+    assert error["details"] == [
+        {
+            "loc": ["query", "autor_id"],
+            "message": "Extra inputs are not permitted",
+            "type": "extra_forbidden",
+        }
+    ]
+    assert busted.status_code == 200
