@@ -379,3 +379,19 @@ async def test_a_login_past_the_session_limit_ends_the_least_recently_used(
         str(third.session_id),
     }
     assert (await _me(client, first)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("sent", "listed"),
+    [("Mañana/1.0 (日本)".encode(), "Mañana/1.0 (日本)"), (b"Old/\xe9", "Old/\xe9")],
+)
+async def test_a_sessions_user_agent_is_listed_as_the_client_sent_it(
+    client: httpx.AsyncClient, sent: bytes, listed: str
+) -> None:
+    """UTF-8 is read as UTF-8 (Starlette decodes headers as Latin-1); other bytes as sent."""
+    user = await register_user(client)
+    session = await login_session(client, user["email"], headers={b"User-Agent": sent})
+
+    sessions = await client.get(f"{API}/auth/sessions", headers=session.headers)
+
+    assert [entry["user_agent"] for entry in sessions.json()] == [listed]
