@@ -218,6 +218,9 @@ class Listing:
             raise InvalidCursorException(
                 f"The cursor belongs to sort={cursor_sort}; keep the sort order while paging"
             )
+        # Only a column that may hold NULL can have a page that ends on one.
+        if value is None and not _nullable(column):
+            raise InvalidCursorException()
         try:
             sort_value = None if value is None else _python_value(column, value)
             return _Position(
@@ -242,11 +245,13 @@ def _to_json(value: Any) -> Any:
 
 def _python_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
     """A cursor's JSON value as the column's Python type, checked as a request's would be
-    (`app.schemas.request`): a forged cursor cannot carry what the database refuses."""
+    (`app.schemas.request`): a forged cursor cannot carry what the database refuses. Strict,
+    as JSON: a value of another JSON type (`"12"` or `true` for a number) was not issued."""
     column_type = column.type
     if isinstance(column_type, TypeDecorator):
         column_type = column_type.impl_instance
-    return storable(_adapter(column_type.python_type).validate_python(value))
+    adapter = _adapter(column_type.python_type)
+    return storable(adapter.validate_json(json.dumps(value), strict=True))
 
 
 @cache

@@ -1,5 +1,7 @@
 """`GET /articles`: field selection, filters, sort orders and cursor pages."""
 
+import base64
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -227,3 +229,44 @@ async def test_a_list_refuses_a_parameter_it_does_not_know_and_other_routes_igno
         }
     ]
     assert busted.status_code == 200
+
+
+def _forged(sort: str, value: object) -> str:
+    raw = json.dumps([sort, value, "00000000-0000-4000-8000-000000000000"]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("sort", "value"),
+    [
+        ("created_at", None),  # never NULL: no page of it ends on one
+        ("-created_at", None),
+        ("title", None),
+        ("created_at", 12345),  # a number where a date-time was issued
+        ("title", True),  # another JSON type than the one issued
+    ],
+)
+async def test_a_forged_cursor_value_is_refused_not_answered_with_an_empty_page(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], sort: str, value: object
+) -> None:
+    await create_article(client, auth_headers, "Present")
+
+    response = await client.get(
+        ARTICLES, headers=auth_headers, params={"sort": sort, "cursor": _forged(sort, value)}
+    )
+
+    error_of(response, 422, "invalid_cursor")
+
+
+async def test_a_cursor_may_end_on_null_where_the_column_may_hold_one(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    await create_article(client, auth_headers, "Draft")  # published_at is NULL
+
+    response = await client.get(
+        ARTICLES,
+        headers=auth_headers,
+        params={"sort": "published_at", "cursor": _forged("published_at", None)},
+    )
+
+    assert response.status_code == 200, response.text
