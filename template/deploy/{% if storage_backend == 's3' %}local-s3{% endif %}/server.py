@@ -94,7 +94,11 @@ def wait_for_a_stop_signal() -> None:
 def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     if not port_is_free(arguments.host, arguments.port):
-        print(f"S3 server: port {arguments.port} is taken", file=sys.stderr)
+        print(
+            f"S3 server: port {arguments.port} is taken; choose another with"
+            " `make dev S3_DEV_PORT=<port>`",
+            file=sys.stderr,
+        )
         return 2
     # One line per S3 request would drown the service's own log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
