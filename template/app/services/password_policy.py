@@ -24,14 +24,14 @@ A refusal is a 422 `validation_error` in the common shape whose `details` name t
 field and the rule, so a client can show it next to the field.
 """
 
-import asyncio
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Self
 
 from app.core.common_passwords import common_passwords
 from app.core.config import Settings
-from app.core.guessability import guesses_log10
+from app.core.guessability import guesses_log10, run_estimate
 from app.core.security import normalize_password
 from app.exceptions import PasswordRefusedException
 
@@ -60,10 +60,10 @@ class PasswordPolicy:
     def problem(self, password: str, *, email: str) -> str | None:
         """Why `password` is refused for the account `email`, or None when it is acceptable.
 
-        Takes up to about 150 ms of CPU (the zxcvbn estimate): from async code, await
-        `ensure_acceptable`, which runs it in a thread. Every rule reads the password as
-        it will be hashed: normalised (NIST SP 800-63B-4 3.1.1.2: length in characters
-        after normalisation).
+        Takes up to about 0.2 s of CPU (the zxcvbn estimate): from async code, await
+        `ensure_acceptable`, which runs it in the estimating thread. Every rule reads the
+        password as it will be hashed: normalised (NIST SP 800-63B-4 3.1.1.2: length in
+        characters after normalisation).
         """
         normalized = normalize_password(password)
         if normalized is None:
@@ -92,7 +92,7 @@ class PasswordPolicy:
         self, password: str, *, email: str, field: str = "password"
     ) -> None:
         """Raise a 422 `password_refused` naming `field` and the rule when the password is
-        refused."""
-        reason = await asyncio.to_thread(self.problem, password, email=email)
+        refused; ServerBusyException (503) when too many checks are waiting already."""
+        reason = await run_estimate(partial(self.problem, password, email=email))
         if reason is not None:
             raise PasswordRefusedException(field, reason)

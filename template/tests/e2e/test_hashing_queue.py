@@ -8,8 +8,9 @@ import threading
 import httpx
 import pytest
 
+from app.core import guessability
 from app.core.resources import Resources
-from tests.helpers import API, DEFAULT_PASSWORD, login, register_user, unique_email
+from tests.helpers import API, DEFAULT_PASSWORD, error_of, login, register_user, unique_email
 
 
 async def test_requests_waiting_for_a_hash_hold_no_database_connection(
@@ -45,3 +46,30 @@ async def test_requests_waiting_for_a_hash_hold_no_database_connection(
         release.set()
         responses = await asyncio.gather(*tasks)
     assert [response.status_code for response in responses] == [400, 400, 200]
+
+
+async def test_password_checks_past_the_estimates_queue_get_503_at_once(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new password's guessability estimate costs up to 0.2 s of CPU, one at a time:
+    an anonymous flood of registrations once queued without bound behind them (four
+    costly ones made a fifth client's registration take 14 s)."""
+    monkeypatch.setattr(guessability, "MAX_WAITING_ESTIMATES", 2)
+    bodies = [{"email": unique_email("queued"), "password": DEFAULT_PASSWORD} for _ in range(4)]
+    with guessability._ONE_AT_A_TIME:  # the estimating thread is busy
+        tasks = [
+            asyncio.ensure_future(client.post(f"{API}/auth/register", json=body)) for body in bodies
+        ]
+        for _ in range(500):
+            if sum(task.done() for task in tasks) == 2:
+                break
+            await asyncio.sleep(0.01)
+        refused = [task.result() for task in tasks if task.done()]
+    answered = await asyncio.gather(*tasks)
+
+    assert len(refused) == 2
+    for response in refused:
+        error = error_of(response, 503, "server_busy")
+        assert error["details"] == {"retry_after_seconds": 1}
+        assert response.headers["Retry-After"] == "1"
+    assert sorted(response.status_code for response in answered) == [202, 202, 503, 503]
