@@ -78,13 +78,19 @@ def redis_url_through(proxy: FaultyProxy) -> str:
     return server._replace(netloc=f"{server.hostname}:{proxy.port}").geturl()
 
 
+@pytest.mark.parametrize("fault", ["stall", "trickle"])
 async def test_a_stalled_redis_answers_503_within_its_timeout(
-    settings: Settings, redis_proxy: FaultyProxy, auth_headers: dict[str, str]
+    settings: Settings, redis_proxy: FaultyProxy, auth_headers: dict[str, str], fault: str
 ) -> None:
+    """Silent, or answering a byte every 0.3 s (never silent for a read timeout): the
+    command's timeout bounds the whole answer, not each read."""
     async with app_through(settings, redis_url=redis_url_through(redis_proxy)) as client:
         me = f"{API}/users/me"
         assert (await client.get(me, headers=auth_headers)).status_code == 200
-        redis_proxy.stall()
+        if fault == "stall":
+            redis_proxy.stall()
+        else:
+            redis_proxy.trickle(0.3)
         async with asyncio.timeout(NO_HANG):
             stalled = await client.get(me, headers=auth_headers)
         redis_proxy.resume()
@@ -220,13 +226,14 @@ async def test_postgres_dropping_mid_request_answers_503_then_recovers(
     assert after.status_code == 201, after.text
 
 
+@pytest.mark.parametrize("fault", ["stall", "trickle"])
 async def test_a_stalled_postgres_answers_503_within_its_timeouts(
-    settings: Settings, database_proxy: FaultyProxy, auth_headers: dict[str, str]
+    settings: Settings, database_proxy: FaultyProxy, auth_headers: dict[str, str], fault: str
 ) -> None:
-    """A database that keeps its connections open and stops answering: the statement
-    in flight times out (its connection is replaced), and so does opening another.
-    Short timeouts keep the test quick; that the defaults stay within the timeout budget
-    is tests/unit/test_timeouts.py's."""
+    """A database that keeps its connections open and stops answering, or answers a byte
+    every 0.3 s: the statement in flight times out (its connection is replaced), and so
+    does opening another. Short timeouts keep the test quick; that the defaults stay
+    within the timeout budget is tests/unit/test_timeouts.py's."""
     quick = {
         "database_pool_timeout": 1.0,
         "database_connect_timeout_seconds": 1.0,
@@ -237,7 +244,10 @@ async def test_a_stalled_postgres_answers_503_within_its_timeouts(
     async with app_through(settings, database_url=proxied, **quick) as client:
         files = f"{API}/files"  # a list read from the database, never from the cache
         assert (await client.get(files, headers=auth_headers)).status_code == 200
-        database_proxy.stall()
+        if fault == "stall":
+            database_proxy.stall()
+        else:
+            database_proxy.trickle(0.3)
         answers = []
         for _ in range(2):  # on the pooled connection, then on a new one
             started = time.monotonic()
