@@ -12,6 +12,7 @@ from bench.wrk import Request
 
 API = "/api/v1"
 BENCH_EMAIL = "bench@example.com"
+LOGIN_EMAIL = "bench-login@example.com"
 ARTICLE_BODY = json.dumps({"title": "Benchmark draft", "content": "Written under load. " * 20})
 
 ServerKind = Literal["hello", "app"]

@@ -116,6 +116,10 @@ class Bench:
         # Every Redis key the app writes (cache and rate limits) starts with this.
         self.prefix = f"bench_{uuid.uuid4().hex[:12]}:"
         self.account = Account(endpoints.BENCH_EMAIL, secrets.token_urlsafe(16))
+        # The login runs log in as another account: each login opens a session, an account
+        # keeps at most SESSIONS_MAX_PER_USER (50), and past it the least recently used
+        # end, the session of the token the other runs use among them.
+        self.login_account = Account(endpoints.LOGIN_EMAIL, secrets.token_urlsafe(16))
         self.database_url = ""
         self.token = ""
         self.seeded = False
@@ -227,14 +231,16 @@ class Bench:
     def _seed(self, server: Server) -> None:
         started = time.perf_counter()
         endpoints.register(server.base_url, self.account)
+        endpoints.register(server.base_url, self.login_account)
         seed.seed_articles(self.database_url, self.account.email, self.options.articles)
         elapsed = time.perf_counter() - started
-        _log(f"seeded 1 user (via the API) and {self.options.articles} articles in {elapsed:.2f} s")
+        _log(f"seeded 2 users (via the API) and {self.options.articles} articles in {elapsed:.2f} s")
 
     # Measurements ------------------------------------------------------------
 
     def _request(self, server: Server, endpoint: Endpoint) -> wrk.Request:
-        return endpoints.request_for(endpoint, server.base_url, self.account, self.token)
+        account = self.login_account if endpoint.login_body else self.account
+        return endpoints.request_for(endpoint, server.base_url, account, self.token)
 
     def _settle(self, server: Server) -> None:
         """Wait until the server is idle: no CPU use and no database work in progress.

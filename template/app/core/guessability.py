@@ -22,14 +22,11 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from zxcvbn import zxcvbn
 from zxcvbn.matching import L33T_TABLE, relevant_l33t_subtable
 
 from app.exceptions import ServerBusyException
-
-T = TypeVar("T")
 
 # zxcvbn's own cap (its running time grows fast with length); longer text is estimated
 # on its first ESTIMATED_LENGTH characters, a lower bound for the whole.
@@ -85,8 +82,9 @@ def guesses_log10(text: str, context: Sequence[str] = ()) -> float:
     return float(result["guesses_log10"])
 
 
-async def run_estimate(function: Callable[[], T]) -> T:
-    """`function` (which estimates, with `guesses_log10`) in the estimating thread.
+async def run_estimate(function: Callable[[], str | None]) -> str | None:
+    """`function` (a check that estimates, with `guesses_log10`: the reason it refuses,
+    or None) in the estimating thread.
     Raises ServerBusyException (503, Retry-After) when MAX_WAITING_ESTIMATES are waiting
     already: a flood of costly estimates cannot queue without bound."""
     global _waiting  # one queue per process, like the thread it feeds
