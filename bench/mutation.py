@@ -78,6 +78,10 @@ def configure(service: Path, modules: list[str]) -> None:
         '"--ignore=tests/unit/test_error_tracking.py"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(TEST_SELECTION)}",
         f"also_copy = {json.dumps(also_copy)}",
+        # mutmut stops a mutant's tests after (estimate + constant) x 15 seconds of wall
+        # clock; with its default constant (1 s) a loaded machine turns slow test starts
+        # into "timeouts", which count as killed and inflate the score.
+        "timeout_constant = 10",
     ]
     with (service / "pyproject.toml").open("a") as pyproject:
         pyproject.write("\n".join(lines) + "\n")

@@ -19,6 +19,7 @@ hashes' queue (`app.core.security.PasswordHasher`).
 
 import asyncio
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,9 +51,24 @@ MAX_WAITING_ESTIMATES = 16
 RETRY_AFTER_SECONDS = 1
 # zxcvbn keeps the context words of the call in a module-level dictionary: one call at a
 # time, so two threads never score against each other's words.
-_ONE_AT_A_TIME = threading.Lock()
-_estimating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guessability")
-_waiting = 0
+_ONE_AT_A_TIME: threading.Lock
+_estimating: ThreadPoolExecutor
+_waiting: int
+
+
+def _start_estimating() -> None:
+    """A new estimating thread pool, queue count and lock, at import and again in every
+    forked child (gunicorn --preload, multiprocessing's "fork"): a child inherits the
+    executor without its thread, which would never run an estimate, and possibly a lock
+    held by a thread it does not have."""
+    global _ONE_AT_A_TIME, _estimating, _waiting
+    _ONE_AT_A_TIME = threading.Lock()
+    _estimating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guessability")
+    _waiting = 0
+
+
+_start_estimating()
+os.register_at_fork(after_in_child=_start_estimating)
 
 
 def l33t_readings(text: str) -> int:
