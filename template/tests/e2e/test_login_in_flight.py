@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
-from app.models import AuthSession
+from app.models import AuthSession, User
 from app.services import one_time_tokens
 from app.services.one_time_tokens import TokenPurpose
+from app.services.user_service import UserService
 from tests.helpers import (
     API,
     DEFAULT_PASSWORD,
@@ -32,6 +34,17 @@ from tests.helpers import (
 )
 
 IN_FLIGHT = 4
+
+
+async def _open_sessions(resources: Resources, user_id: str) -> int:
+    async with resources.session_factory() as db:
+        count = await db.scalar(
+            select(func.count())
+            .select_from(AuthSession)
+            .where(AuthSession.user_id == uuid.UUID(user_id), AuthSession.revoked_at.is_(None))
+        )
+    return count or 0
+
 
 SessionEnd = Callable[[httpx.AsyncClient, Resources, dict[str, str], LoggedIn], Awaitable[None]]
 
@@ -121,10 +134,40 @@ async def test_a_login_in_flight_does_not_outlive_a_session_end(
     answers = await asyncio.gather(*logins)
 
     assert {response.status_code for response in answers} <= {200, 401}
-    async with resources.session_factory() as db:
-        still_open = await db.scalar(
-            select(func.count())
-            .select_from(AuthSession)
-            .where(AuthSession.user_id == uuid.UUID(user["id"]), AuthSession.revoked_at.is_(None))
-        )
+    still_open = await _open_sessions(resources, user["id"])
     assert still_open == 0, [response.status_code for response in answers]
+
+
+async def test_a_session_end_waits_for_a_login_that_holds_the_user_row(
+    client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: the login has compared the row and holds its lock when "log out
+    everywhere" starts. The lock makes logout-all wait for the login's commit and then
+    end its new session too; without it, logout-all reads the sessions before the new
+    one exists and leaves it open."""
+    if resources.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: its writers queue for the whole database")
+    user = await register_user(client)
+    own = await login_session(client, user["email"])
+    locked, release = asyncio.Event(), asyncio.Event()
+    lock_unchanged = UserService.lock_unchanged
+
+    async def lock_then_hold(self: UserService, db: AsyncSession, user: User) -> None:
+        await lock_unchanged(self, db, user)
+        locked.set()
+        await release.wait()
+
+    monkeypatch.setattr(UserService, "lock_unchanged", lock_then_hold)
+    login = asyncio.create_task(
+        client.post(
+            f"{API}/auth/login", json={"email": user["email"], "password": DEFAULT_PASSWORD}
+        )
+    )
+    await asyncio.wait_for(locked.wait(), timeout=30)
+    logout_all = asyncio.create_task(client.post(f"{API}/auth/logout-all", headers=own.headers))
+    await asyncio.sleep(1.0)  # long enough for logout-all to finish, were it not blocked
+    release.set()
+    answers = await asyncio.gather(login, logout_all)
+
+    assert [response.status_code for response in answers] == [200, 204]
+    assert await _open_sessions(resources, user["id"]) == 0

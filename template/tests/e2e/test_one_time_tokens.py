@@ -3,6 +3,7 @@
 import asyncio
 import re
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -96,6 +97,39 @@ async def test_password_reset_token_is_single_use_and_ends_sessions(
     )
     error_of(old, 401)
     assert (await login_session(client, user["email"], NEW_PASSWORD)).session_id
+
+
+async def test_two_confirmations_of_one_reset_link_at_once_let_one_through(
+    client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One after the other, the second confirmation also fails because the first one's
+    password change ends every outstanding link; at once, both have checked the link
+    before either changes the password, and only its single use (an atomic
+    get-and-delete in the cache) lets exactly one through."""
+    user = await register_user(client)
+    token = await one_time_tokens.issue(
+        resources.cache, TokenPurpose.RESET_PASSWORD, uuid.UUID(user["id"]), 600
+    )
+    both_checked = asyncio.Barrier(2)
+    consume = one_time_tokens.consume
+
+    async def meet_then_consume(*args: Any) -> uuid.UUID | None:
+        await asyncio.wait_for(both_checked.wait(), timeout=10)
+        return await consume(*args)
+
+    monkeypatch.setattr(one_time_tokens, "consume", meet_then_consume)
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"{API}/auth/password-reset/confirm",
+                json={"token": token, "new_password": password},
+            )
+            for password in (NEW_PASSWORD, NEW_PASSWORD + "-other")
+        )
+    )
+
+    assert sorted(response.status_code for response in answers) == [204, 400]
+    error_of(next(r for r in answers if r.status_code == 400), 400, "invalid_token")
 
 
 async def test_expired_or_unknown_tokens_are_refused(

@@ -95,9 +95,15 @@ async def test_a_delegated_admin_cannot_demote_or_lock_out_an_administrator(
 
     demoted = await client.delete(f"{API}/users/{target['id']}/roles/{admin_role}", headers=headers)
     deactivated = await client.post(f"{API}/users/{target['id']}/deactivate", headers=headers)
+    # Another administrator remains (the fixture's), so only the rank can refuse this.
+    erased = await client.delete(f"{API}/users/{target['id']}", headers=headers)
 
     error_of(demoted, 403, "forbidden")
     error_of(deactivated, 403, "forbidden")
+    assert "roles:admin" in error_of(erased, 403, "forbidden")["details"]["missing_permissions"]
+    kept = (await client.get(f"{API}/users/{target['id']}", headers=admin)).json()
+    assert kept["is_active"] is True
+    assert "admin" in [role["name"] for role in kept["roles"]]
 
 
 async def test_a_roles_admin_cannot_edit_a_role_it_does_not_dominate(
@@ -132,6 +138,26 @@ async def test_a_roles_admin_cannot_edit_a_role_it_does_not_dominate(
     # The super-administrator still administers roles.
     editor = await client.put(f"{RBAC}/roles/{editor_role}/permissions/roles:read", headers=admin)
     assert editor.status_code == 200, editor.text
+
+
+async def test_a_roles_admin_cannot_delete_a_role_it_does_not_dominate(
+    client: httpx.AsyncClient, resources: Resources, admin: dict[str, str]
+) -> None:
+    # Deleting a role takes its permissions from every holder, as revoking them would.
+    headers, _, _ = await _delegate(client, resources, admin, "roles:admin")
+    deputies = await client.post(
+        f"{RBAC}/roles", headers=admin, json={"name": "deputies", "permissions": ["users:admin"]}
+    )
+    assert deputies.status_code == 201, deputies.text
+    holder = await register_user(client)
+    await set_roles(resources, holder["id"], "deputies")
+
+    deleted = await client.delete(f"{RBAC}/roles/{deputies.json()['id']}", headers=headers)
+
+    assert "users:admin" in error_of(deleted, 403, "forbidden")["details"]["missing_permissions"]
+    kept = await client.get(f"{RBAC}/roles/{deputies.json()['id']}", headers=admin)
+    assert kept.status_code == 200
+    assert kept.json()["permissions"] == ["users:admin"]
 
 
 async def test_an_editor_administers_no_access(

@@ -1,17 +1,27 @@
 """Refresh sessions: JTI rotation, replay detection, races, logout and revocation."""
 
 import asyncio
+import json
 import os
 import time
 import uuid
+from datetime import timedelta
+from typing import Any
 
 import httpx
 import jwt
 import pytest
 
 from app.core.resources import Resources
+from app.models import AuthSession
+from app.models.base import utcnow
 from app.services.auth_service import denylist_key, session_ended_key
-from app.services.user_service import user_service
+from app.services.user_service import (
+    USER_SNAPSHOT_TTL_SECONDS,
+    UserService,
+    user_service,
+    user_snapshot_key,
+)
 from tests.helpers import (
     API,
     DEFAULT_PASSWORD,
@@ -395,3 +405,100 @@ async def test_a_sessions_user_agent_is_listed_as_the_client_sent_it(
     sessions = await client.get(f"{API}/auth/sessions", headers=session.headers)
 
     assert [entry["user_agent"] for entry in sessions.json()] == [listed]
+
+
+async def _age_session(resources: Resources, session: LoggedIn, **columns: timedelta) -> None:
+    """Move the session's timestamps (`last_used_at`, `expires_at`) by the given amounts."""
+    async with resources.session_factory() as db:
+        row = await db.get(AuthSession, uuid.UUID(session.session_id))
+        assert row is not None
+        for column, shift in columns.items():
+            setattr(row, column, getattr(row, column) + shift)
+        await db.commit()
+
+
+async def test_a_session_idle_for_longer_than_the_limit_cannot_be_refreshed(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    idle_limit = timedelta(hours=resources.settings.session_idle_timeout_hours)
+    idle, active = await _user_session(client), await _user_session(client)
+    await _age_session(resources, idle, last_used_at=-idle_limit - timedelta(seconds=1))
+    await _age_session(resources, active, last_used_at=-idle_limit + timedelta(minutes=1))
+
+    error = error_of(await refresh(client, idle), 401)
+    assert error["message"] == "The session has ended; log in again"
+    listed = await client.get(f"{API}/auth/sessions", headers=idle.headers)
+    assert idle.session_id not in [item["id"] for item in listed.json()]
+    assert (await refresh(client, active)).status_code == 200
+
+
+async def test_a_session_past_its_lifetime_cannot_be_refreshed(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    expired, live = await _user_session(client), await _user_session(client)
+    async with resources.session_factory() as db:
+        row = await db.get(AuthSession, uuid.UUID(expired.session_id))
+        assert row is not None
+        lifetime = row.expires_at - utcnow()
+    # Used a moment ago, so only the absolute lifetime can end it.
+    await _age_session(resources, expired, expires_at=-lifetime - timedelta(seconds=1))
+    await _age_session(resources, live, expires_at=-lifetime + timedelta(minutes=1))
+
+    error = error_of(await refresh(client, expired), 401)
+    assert error["message"] == "The session has ended; log in again"
+    assert (await refresh(client, live)).status_code == 200
+
+
+async def test_a_refresh_racing_a_revocation_rotates_nothing(
+    client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh read its session open; "log out everywhere" revokes it before the
+    refresh writes. The compare-and-set (`revoked_at IS NULL`) must then refuse the
+    rotation: no new token for a revoked session."""
+    if resources.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite queues writers for the whole database: no such interleaving")
+    user = await register_user(client)
+    racing = await login_session(client, user["email"])
+    other = await login_session(client, user["email"])
+    assert (await _me(client, other)).status_code == 200  # cached: logout-all reads no user
+    read, release = asyncio.Event(), asyncio.Event()
+    get_active = UserService.get_active
+
+    async def hold_once(self: UserService, *args: Any) -> Any:
+        if not read.is_set():
+            read.set()
+            await release.wait()
+        return await get_active(self, *args)
+
+    monkeypatch.setattr(UserService, "get_active", hold_once)
+    pending = asyncio.create_task(refresh(client, racing))
+    await asyncio.wait_for(read.wait(), timeout=30)
+    ended = await client.post(f"{API}/auth/logout-all", headers=other.headers)
+    assert ended.status_code == 204, ended.text
+    release.set()
+
+    error_of(await pending, 409)
+    async with resources.session_factory() as db:
+        row = await db.get(AuthSession, uuid.UUID(racing.session_id))
+        assert row is not None
+        assert row.revoked_at is not None
+        assert row.rotated_at is None
+
+
+async def test_a_cached_snapshot_of_an_inactive_user_is_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """The snapshots this version caches are of active users only; one written otherwise
+    (an older release during a rolling deploy, a hand-edited cache) still authenticates
+    nobody."""
+    session = await _user_session(client)
+    me = (await _me(client, session)).json()  # cached now
+    key = user_snapshot_key(uuid.UUID(me["id"]))
+    cached = await resources.cache.get(key)
+    assert cached is not None
+    await resources.cache.set(
+        key, json.dumps(json.loads(cached) | {"is_active": False}), USER_SNAPSHOT_TTL_SECONDS
+    )
+
+    refused = error_of(await _me(client, session), 401)
+    assert refused["message"] == "User is inactive or no longer exists"
