@@ -21,6 +21,9 @@ router = APIRouter(tags=["metrics"])
 
 logger = structlog.stdlib.get_logger(__name__)
 
+# The database unreachable or failing: the scrape answers with the last values.
+DATABASE_UNAVAILABLE = (SQLAlchemyError, OSError)
+
 
 @router.api_route("/metrics", methods=["GET", "HEAD"], include_in_schema=False)
 async def metrics(request: Request) -> Response:
@@ -37,7 +40,7 @@ async def _measure_outbox(resources: Resources) -> None:
     try:
         async with resources.session_factory() as db:
             counts = await OutboxService(resources.settings).counts(db)
-    except (SQLAlchemyError, OSError):
+    except DATABASE_UNAVAILABLE:
         logger.warning("outbox_metrics_unavailable", exc_info=True)
         return
     OUTBOX_PENDING.set(counts.pending)

@@ -59,6 +59,7 @@ async def sweep_orphaned_uploads(
         named = set(await db.scalars(select(File.key).where(File.key.in_(batch))))
         orphans += [key for key in batch if key not in named]
     await db.rollback()  # reads only: the connection goes back before the deletes
-    for key in orphans:
-        await storage.delete(key)
+    if orphans:
+        # Raises `ObjectsNotDeletedError` for any left: the next run takes them up again.
+        await storage.delete_many(orphans)
     return orphans

@@ -69,20 +69,28 @@ def create_broker(settings: Settings) -> AsyncBroker:
         status: OutboxStatus | None = await jobs.deliver_email(job_context(state), handout)
         return None if status is None else status.value
 
+    # The schedule is taskiq's own: `schedule` labels, read by the scheduler's
+    # LabelScheduleSource (`create_scheduler`). A schedule runs once when the scheduler
+    # starts, then every `interval` seconds.
     broker.register_task(
         relay_outbox,
         task_name=RELAY_OUTBOX,
-        schedule=[{"interval": settings.outbox_relay_interval_seconds}],
+        schedule=[
+            {"interval": settings.outbox_relay_interval_seconds, "schedule_id": RELAY_OUTBOX}
+        ],
     )
     deliver = broker.register_task(deliver_email, task_name=DELIVER_EMAIL)
 
-    maintenance = [{"interval": settings.maintenance_interval_seconds}]
     for name, job in (
         (DELETE_ENDED_SESSIONS, jobs.delete_ended_sessions),
         (SWEEP_ORPHANED_UPLOADS, jobs.sweep_orphaned_uploads),
         (PURGE_SENT_OUTBOX, jobs.purge_sent_outbox),
     ):
-        broker.register_task(_in_context(job), task_name=name, schedule=maintenance)
+        broker.register_task(
+            _in_context(job),
+            task_name=name,
+            schedule=[{"interval": settings.maintenance_interval_seconds, "schedule_id": name}],
+        )
     return broker
 
 

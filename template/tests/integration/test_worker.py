@@ -2,7 +2,9 @@
 
 A worker killed with SIGKILL after the mail server took a message, before the outcome
 was written: the relay hands the message out again once its lease ends, another worker
-sends it again with the same idempotency key, and the redelivery is counted.
+sends it again with the same idempotency key, and the redelivery is counted. Two
+schedulers send every maintenance job twice to two workers, which run them at once:
+each deletes exactly what it should.
 """
 
 import asyncio
@@ -13,7 +15,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -26,10 +29,13 @@ from sqlalchemy import select
 
 from app.core.config import Settings
 from app.core.resources import Resources
+from app.models.auth_session import AuthSession
+from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.services.mail_service import MailService
+from app.services.outbox_service import OutboxService
 from app.worker.health import HEARTBEAT_FILES
-from tests.helpers import RecordedEmail, free_port
+from tests.helpers import RecordedEmail, create_user, free_port
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"), reason="worker processes need Redis: set TEST_REDIS_URL"
@@ -197,6 +203,70 @@ async def test_a_worker_killed_after_sending_leads_to_one_counted_redelivery(
     assert key is not None
     assert delivered.idempotency_key in key
     assert "outbox_uncertain_redeliveries_total 1.0" in metrics.text
+
+
+async def test_two_schedulers_and_two_workers_run_maintenance_deleting_exactly_what_it_should(
+    resources: Resources, worker_settings: Settings, log: BinaryIO
+) -> None:
+    """A scheduler sends every scheduled job when it starts: with two of them, each
+    maintenance job reaches the two workers twice, and runs on both at once."""
+    settings, now = resources.settings, utcnow()
+    past = timedelta(days=settings.session_retention_days, hours=1)
+    outbox_past = timedelta(days=settings.outbox_retention_days, hours=1)
+    async with resources.session_factory() as db:
+        user = await create_user(db, resources.password_hasher)
+        sessions = {
+            name: AuthSession(
+                id=uuid.uuid4(),
+                user_id=user.id,
+                secret_hash="0" * 64,
+                current_jti=uuid.uuid4().hex,
+                last_used_at=now,
+                expires_at=now + timedelta(days=10),
+                revoked_at=revoked,
+            )
+            for name, revoked in (("active", None), ("revoked long ago", now - past))
+        }
+        db.add_all(sessions.values())
+        outbox = OutboxService(settings)
+        for subject, status, sent_at in (
+            ("sent long ago", OutboxStatus.SENT, now - outbox_past),
+            ("sent lately", OutboxStatus.SENT, now - timedelta(hours=1)),
+            ("dead", OutboxStatus.DEAD, None),
+        ):
+            message = outbox.add(
+                db,
+                template="welcome",
+                to_email="a@example.com",
+                subject=subject,
+                html_body="",
+                text_body="",
+            )
+            message.status, message.sent_at = status, sent_at
+        await db.commit()
+
+    async def swept() -> bool:
+        async with resources.session_factory() as db:
+            left_sessions = set(await db.scalars(select(AuthSession.id)))
+            left_messages = set(await db.scalars(select(OutboxMessage.subject)))
+        return sessions["revoked long ago"].id not in left_sessions and (
+            "sent long ago" not in left_messages
+        )
+
+    async with AsyncExitStack() as processes:
+        for start in (worker, worker, scheduler, scheduler):
+            await processes.enter_async_context(start(worker_settings, log))
+        await wait_for(swept, "the maintenance jobs", log)
+        await asyncio.sleep(1)  # the second run of each, if still under way
+
+    async with resources.session_factory() as db:
+        left_sessions = set(await db.scalars(select(AuthSession.id)))
+        left_messages = set(await db.scalars(select(OutboxMessage.subject)))
+    assert left_sessions == {sessions["active"].id}
+    assert left_messages == {"sent lately", "dead"}
+    log.seek(0)
+    output = log.read().decode(errors="replace")
+    assert "Traceback" not in output, tail(log)
 
 
 async def health_check(*process: str) -> int:
