@@ -255,7 +255,9 @@ async def test_two_schedulers_and_two_workers_run_maintenance_deleting_exactly_w
 
     async with AsyncExitStack() as processes:
         for start in (worker, worker, scheduler, scheduler):
-            await processes.enter_async_context(start(worker_settings, log))
+            # A metrics port of each worker's own, as replicas have.
+            own = worker_settings.model_copy(update={"worker_metrics_port": free_port()})
+            await processes.enter_async_context(start(own, log))
         await wait_for(swept, "the maintenance jobs", log)
         await asyncio.sleep(1)  # the second run of each, if still under way
 
