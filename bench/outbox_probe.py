@@ -15,17 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-import socket
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from app.core.config import Settings
 from app.core.database import create_session_factory
 from app.email.rendering import render_email
@@ -33,13 +30,15 @@ from app.models import Base, OutboxMessage, User
 from app.models.outbox import OutboxStatus
 from app.services.outbox_service import OutboxService
 from app.worker.broker import RELAY_OUTBOX, create_broker
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 
 class Sink:
     def __init__(self) -> None:
         self.received = 0
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         self.received += 1
         return "250 OK"
 
