@@ -32,7 +32,8 @@ RUNTIME_DEPENDENCIES = [
     # CVE-2026-42561), reachable through the upload route.
     "python-multipart>=0.0.30",
     # hiredis: the C reply parser (a tenth less CPU per round trip on the auth path).
-    "redis[hiredis]>=6.4",
+    # 8.0: what taskiq-redis (the worker's broker) requires.
+    "redis[hiredis]>=8.0",
     # 2.1.2: ExceptionContext's attributes are assignable under mypy (its `__slots__` is
     # hidden from type checkers), which the statement-timeout handler sets.
     "sqlalchemy[asyncio]>=2.1.2",
@@ -40,6 +41,10 @@ RUNTIME_DEPENDENCIES = [
     # add_middleware(ProxyHeadersMiddleware, ...) does not type-check.
     "starlette>=0.49.3",
     "structlog>=25.4",
+    # The background worker (app/worker): jobs on Redis Streams, acknowledged when done;
+    # docs/background-work.md says why this engine.
+    "taskiq>=0.13",
+    "taskiq-redis>=1.2.4",
     "uvicorn[standard]>=0.38",
     # Password and SECRET_KEY strength estimation (Dropbox's zxcvbn): 4.5 ships the
     # 72-character cap that bounds its running time.

@@ -13,7 +13,9 @@ from typing import Any
 import copier
 
 BIN_DIR = Path(sys.executable).parent
-DEFAULT_TIMEOUT = 600
+# A hang guard, not a speed check: a generated suite takes 6-10 minutes on a busy 2-core
+# machine (the worker tests wait on real leases), more under a load of other suites.
+DEFAULT_TIMEOUT = 1200
 # The generated suite's read replica tests (they build a primary and a standby of their
 # own, with PostgreSQL's server programs): run by the default variant's PostgreSQL suite
 # on this host, deselected where running them again would prove nothing new.

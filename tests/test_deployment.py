@@ -64,6 +64,8 @@ KUBERNETES_FILES = [
     "deploy/kubernetes/app/uploads-pvc.yaml",
     "deploy/kubernetes/app/hpa.yaml",
     "deploy/kubernetes/app/pdb.yaml",
+    "deploy/kubernetes/app/worker.yaml",
+    "deploy/kubernetes/app/scheduler.yaml",
     "deploy/kubernetes/migrate/kustomization.yaml",
     "deploy/kubernetes/migrate/job.yaml",
 ]
@@ -491,7 +493,16 @@ def compose(rendered: dict[str, Path]) -> dict[str, Any]:
 
 def test_compose_runs_replicas_behind_nginx(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"nginx", "app", "migrate", "postgres", "postgres-standby", "redis"}
+    assert set(services) == {
+        "nginx",
+        "app",
+        "migrate",
+        "worker",
+        "scheduler",
+        "postgres",
+        "postgres-standby",
+        "redis",
+    }
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "ports" not in services["app"], "replicas are reached through nginx only"
     assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
@@ -528,8 +539,29 @@ def test_compose_read_replica_is_an_optional_streaming_standby(compose: dict[str
     assert {rule[-1] for rule in remote} == {"scram-sha-256"}
 
 
+def test_compose_runs_workers_with_a_heartbeat_check_a_graceful_stop_and_limits(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    worker, scheduler = services["worker"], services["scheduler"]
+    assert worker["command"][:2] == ["taskiq", "worker"]
+    assert scheduler["command"][:2] == ["taskiq", "scheduler"]
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "app.worker.health"]
+    assert scheduler["healthcheck"]["test"] == [
+        "CMD",
+        "python",
+        "-m",
+        "app.worker.health",
+        "scheduler",
+    ]
+    assert int(worker["stop_grace_period"].rstrip("s")) > 25, "above the wait for jobs in hand"
+    for name in ("worker", "scheduler"):
+        assert {"cpus", "memory"} <= set(services[name]["deploy"]["resources"]["limits"]), name
+    assert "worker" not in services["app"].get("depends_on", {}), "readiness owes nothing to it"
+
+
 def test_compose_app_containers_have_no_capabilities(compose: dict[str, Any]) -> None:
-    for name in ("app", "migrate"):
+    for name in ("app", "migrate", "worker", "scheduler"):
         service = compose["services"][name]
         assert service["cap_drop"] == ["ALL"], name
         assert service["security_opt"] == ["no-new-privileges:true"], name
@@ -585,7 +617,10 @@ def test_compose_holds_no_secret_values(compose: dict[str, Any]) -> None:
     assert app["environment"]["POSTGRES_PASSWORD"] == ""
     for service_name, service in compose["services"].items():
         for key, value in (service.get("environment") or {}).items():
-            if service_name in ("app", "migrate") and key == "POSTGRES_PASSWORD":
+            if (
+                service_name in ("app", "migrate", "worker", "scheduler")
+                and key == "POSTGRES_PASSWORD"
+            ):
                 continue
             if re.search(r"PASSWORD|SECRET|DSN", key):
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (service_name, key)
@@ -687,7 +722,9 @@ def _documents(project: Path) -> dict[str, dict[str, Any]]:
     for path in sorted((project / "deploy/kubernetes").rglob("*.yaml")):
         document = yaml.safe_load(path.read_text())
         key = f"kustomization:{path.parent.name}" if path.stem == "kustomization" else None
-        documents[key or document["kind"]] = document
+        key = key or document["kind"]
+        # A second document of a kind (the worker's and scheduler's Deployments) by its file.
+        documents[f"{key}:{path.stem}" if key in documents else key] = document
     return documents
 
 
@@ -717,6 +754,8 @@ def test_kubernetes_manifests_match_the_api_schemas(manifests: dict[str, dict[st
             "ConfigMap",
             "Secret",
             "Deployment",
+            "Deployment:scheduler",
+            "Deployment:worker",
             "Service",
             "Ingress",
             "HorizontalPodAutoscaler",
@@ -815,6 +854,38 @@ def test_deployment_probes_security_and_resources(manifests: dict[str, dict[str,
         manifests["ConfigMap"]["metadata"]["name"],
         manifests["Secret"]["metadata"]["name"],
     }
+
+
+def test_workers_are_locked_down_with_a_heartbeat_probe_and_a_graceful_stop(
+    manifests: dict[str, dict[str, Any]],
+) -> None:
+    app = _container(manifests["Deployment"]["spec"]["template"]["spec"])
+    for name in ("worker", "scheduler"):
+        deployment = manifests[f"Deployment:{name}"]
+        pod = deployment["spec"]["template"]["spec"]
+        _assert_locked_down(pod, f"Deployment:{name}")
+        container = _container(pod)
+        assert container["image"] == app["image"], name
+        assert container["envFrom"] == app["envFrom"], name
+        assert container["command"][:2] == ["taskiq", name], name
+        assert "readinessProbe" not in container, f"{name}: nothing routes to it"
+    worker = manifests["Deployment:worker"]["spec"]["template"]["spec"]
+    container = _container(worker)
+    assert container["livenessProbe"]["exec"]["command"] == ["python", "-m", "app.worker.health"]
+    scheduler = _container(manifests["Deployment:scheduler"]["spec"]["template"]["spec"])
+    assert scheduler["livenessProbe"]["exec"]["command"] == [
+        "python",
+        "-m",
+        "app.worker.health",
+        "scheduler",
+    ]
+    # The heartbeat is written on a read-only root: /tmp must be a volume.
+    for pod in (worker, manifests["Deployment:scheduler"]["spec"]["template"]["spec"]):
+        mounts = {mount["mountPath"] for mount in _container(pod)["volumeMounts"]}
+        assert "/tmp" in mounts
+    assert "--wait-tasks-timeout=25" in container["command"]
+    assert worker["terminationGracePeriodSeconds"] > 25, "above the wait for jobs in hand"
+    assert manifests["Deployment:scheduler"]["spec"]["replicas"] == 1
 
 
 def test_service_ingress_and_autoscaler_point_at_the_deployment(

@@ -3,19 +3,21 @@ BuildKit and its docker-compose.yml brought up with Compose v2 (`up --wait`), wi
 but what the generated README tells a user to add to `.env`, a certificate made here, and
 a mail server this test provides. Every request goes through nginx, as a client's would.
 
-Checks: register, login and /users/me over HTTPS; a welcome mail delivered over SMTP; an
-upload through one replica read back through every replica; every replica healthy as the
-unprivileged user on a read-only root; a client-sent X-Forwarded-For never becomes the
-client address; /health and /metrics not routed; HTTP redirected to HTTPS (the public
-host and port, never the client's Host) with HSTS, TLS 1.1 refused, the app seeing https;
-a Host other than PUBLIC_HOST refused; the README's read replica (a streaming standby
-the app's lists are read from); uploads at the app's limit reaching the app and
-nginx's own 413 in the app's error shape; `make rollout` after an .env change replacing
-every replica while GETs and POSTs flow: zero failed; one replica stopped while GETs and
-POSTs flow: zero failed, and every acknowledged POST stored. Figures (build cold and
-warm, time to healthy, the rollout's and the stop's request counts) are printed in the
-run's summary. The stack is started with the README's own `make up`; it, its volumes
-and the image are removed whatever happens.
+Checks: register, login and /users/me over HTTPS; a welcome mail delivered over SMTP by a
+worker container, from the outbox the web replica wrote it to; the workers healthy and the
+scheduler running; an upload through one replica read back through every replica; every
+replica healthy as the unprivileged user on a read-only root; a client-sent
+X-Forwarded-For never becomes the client address; /health and /metrics not routed; HTTP
+redirected to HTTPS (the public host and port, never the client's Host) with HSTS, TLS 1.1
+refused, the app seeing https; a Host other than PUBLIC_HOST refused; the README's read
+replica (a streaming standby the app's lists are read from); uploads at the app's limit
+reaching the app and nginx's own 413 in the app's error shape; `make rollout` after an
+.env change replacing every replica while GETs and POSTs flow: zero failed, and the
+workers and the scheduler recreated with the change; one replica stopped while GETs and
+POSTs flow: zero failed, and every acknowledged POST stored. Figures (build cold and warm,
+time to healthy, the rollout's and the stop's request counts) are printed in the run's
+summary. The stack is started with the README's own `make up`; it, its volumes and the
+image are removed whatever happens.
 Skipped, with the reason, where no container engine can be had.
 """
 
@@ -83,15 +85,19 @@ class Stack:
         assert len(containers_) == 3, containers_
         return containers_
 
-    def access_log(self, container: str) -> dict[str, dict[str, object]]:
-        """request id -> the app's access-log line, from one container's JSON log."""
-        lines = {}
+    def events(self, container: str, name: str) -> list[dict[str, object]]:
+        """The `name` events of one container's JSON log."""
+        found = []
         for line in self.compose.logs(container).splitlines():
             if line.startswith("{"):
                 event = json.loads(line)
-                if event.get("event") == "request":
-                    lines[str(event.get("request_id"))] = event
-        return lines
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def access_log(self, container: str) -> dict[str, dict[str, object]]:
+        """request id -> the app's access-log line, from one container's JSON log."""
+        return {str(event.get("request_id")): event for event in self.events(container, "request")}
 
 
 def readme_env_block(readme: Path, name: str = "compose-env") -> dict[str, str]:
@@ -260,12 +266,33 @@ def test_register_login_and_me_through_nginx(stack: Stack, user: dict[str, str])
     assert me.json()["email"] == user["email"]
 
 
+def test_the_workers_are_healthy_and_the_scheduler_runs(stack: Stack) -> None:
+    workers = stack.compose.containers("worker")
+    assert len(workers) == 2, workers
+    for container in workers:
+        state = stack.compose.inspect(container)["State"]
+        assert state["Health"]["Status"] == "healthy", (container, state)
+    (scheduler,) = stack.compose.containers("scheduler")
+    assert stack.compose.inspect(scheduler)["State"]["Status"] == "running"
+
+
 def test_the_welcome_mail_reaches_the_mail_server(stack: Stack, user: dict[str, str]) -> None:
-    deadline = time.monotonic() + 30
+    """Written to the outbox by the web replica, sent by a worker container."""
+    deadline = time.monotonic() + 60
     mail = f"{stack.compose.name}-mail"
     while user["email"] not in (received := stack.compose.logs(mail)):
-        assert time.monotonic() < deadline, f"no mail to {user['email']}:\n{received[-3000:]}"
+        assert time.monotonic() < deadline, (
+            f"no mail to {user['email']}:\n{received[-3000:]}\n{stack.compose.diagnostics()}"
+        )
         time.sleep(0.5)
+    sent = [
+        event
+        for container in stack.compose.containers("worker")
+        for event in stack.events(container, "email_sent")
+    ]
+    assert [event["template"] for event in sent] == ["welcome"], sent
+    for container in stack.app_containers():
+        assert stack.events(container, "email_sent") == [], "a web replica sent mail itself"
 
 
 def test_an_upload_through_one_replica_is_read_through_every_replica(
@@ -639,6 +666,10 @@ def test_make_rollout_replaces_every_replica_with_no_failed_request(
     new = set(stack.app_containers())
     assert not new & old, "every replica was replaced"
     for container in new:
+        assert "DATABASE_POOL_SIZE=9" in stack.compose.inspect(container)["Config"]["Env"]
+    background = stack.compose.containers("worker") + stack.compose.containers("scheduler")
+    assert len(background) == 3, background
+    for container in background:
         assert "DATABASE_POOL_SIZE=9" in stack.compose.inspect(container)["Config"]["Env"]
     assert len(stream.outcomes) > 100, "the stream went on during the rollout"
 

@@ -43,3 +43,20 @@ def test_the_documentation_gives_the_numbers_in_force() -> None:
     assert f"ends, answered or failed, within {budget:g} s" in text
     assert f"| {grace:g} s | `Dockerfile`" in text
     assert f"| {proxy:g} s | `deploy/nginx/proxy.conf`" in text
+
+
+def test_a_worker_waits_longer_for_its_jobs_than_a_call_may_take() -> None:
+    """Every place that starts a worker gives it the same wait for the jobs in hand on
+    SIGTERM, above the budget (an email being sent ends first), as the page says."""
+    budget, _, _ = _layers()
+    [compose] = TEMPLATE.glob("*docker-compose.yml*")
+    [worker] = TEMPLATE.glob("deploy/*kubernetes*/app/worker.yaml.jinja")
+    waits = {
+        _number(compose, r'"--wait-tasks-timeout", "(\d+)"'),
+        _number(worker, r"--wait-tasks-timeout=(\d+)"),
+        _number(TEMPLATE / "Makefile.jinja", r"--wait-tasks-timeout (\d+)"),
+    }
+    assert len(waits) == 1, waits
+    [wait] = waits
+    assert budget < wait
+    assert f"| {wait:g} s | `--wait-tasks-timeout`" in DOC.read_text()

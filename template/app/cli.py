@@ -5,6 +5,9 @@ python -m app.cli seed
 python -m app.cli create-admin --email ops@example.com
     Create an administrator. The password is asked for twice (never echoed), or read
     from the first line of stdin with --password-stdin, or from ADMIN_PASSWORD.
+python -m app.cli outbox status | outbox dead | outbox retry (ID ... | --all)
+    The email outbox: pending and dead counts; the dead-lettered messages with their
+    last error; a fresh retry budget for the given dead messages, or every one.
 """
 
 import argparse
@@ -12,6 +15,7 @@ import asyncio
 import getpass
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -21,6 +25,7 @@ from app.core.rbac import ADMIN_ROLE
 from app.core.resources import open_resources
 from app.exceptions import ConflictException
 from app.schemas.user import UserCreate
+from app.services.outbox_service import OutboxService
 from app.services.password_policy import PasswordPolicy
 from app.services.rbac_seed import seed
 from app.services.user_service import user_service
@@ -36,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--full-name")
     admin.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    outbox = commands.add_parser("outbox", help="inspect the email outbox, retry dead messages")
+    actions = outbox.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="how many messages are pending and dead")
+    actions.add_parser("dead", help="list the dead-lettered messages (latest 100)")
+    retry = actions.add_parser("retry", help="give dead messages a fresh retry budget")
+    retry.add_argument("ids", nargs="*", type=uuid.UUID, metavar="ID", help="dead message ids")
+    retry.add_argument("--all", action="store_true", help="every dead message")
     return parser
 
 
@@ -45,6 +57,13 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     settings = settings or get_settings()
     if args.command == "seed":
         return asyncio.run(_seed(settings))
+    if args.command == "outbox":
+        ids: list[uuid.UUID] | None = None
+        if args.action == "retry":
+            if bool(args.ids) == args.all:
+                parser.error("outbox retry: give the ids of dead messages, or --all")
+            ids = None if args.all else args.ids
+        return asyncio.run(_outbox(settings, args.action, ids))
     password = _read_password(parser, args.password_stdin)
     if reason := PasswordPolicy.from_settings(settings).problem(password, email=args.email):
         parser.error(f"password refused: {reason}")
@@ -94,6 +113,31 @@ async def _create_admin(settings: Settings, data: UserCreate) -> int:
             print(f"error: {error.message}", file=sys.stderr)
             return 1
     print(f"Created administrator {user.email} ({user.id}).")
+    return 0
+
+
+async def _outbox(settings: Settings, action: str, ids: list[uuid.UUID] | None) -> int:
+    outbox = OutboxService(settings)
+    async with open_resources(settings) as resources, resources.session_factory() as db:
+        if action == "status":
+            counts = await outbox.counts(db)
+            print(
+                f"pending: {counts.pending} (oldest {counts.oldest_pending_age_seconds:.0f} s)"
+                f"  dead: {counts.dead}"
+            )
+        elif action == "dead":
+            for message in await outbox.dead_letters(db):
+                failed = f"{message.updated_at:%Y-%m-%d %H:%M:%S}Z"
+                print(
+                    f"{message.id}  {message.template}  to {message.to_email}  attempts"
+                    f" {message.attempts}  last failed {failed}  {message.last_error}"
+                )
+        else:
+            retried = await outbox.retry_dead(db, ids)
+            print(f"{retried} dead message(s) queued again.")
+            if ids is not None and retried < len(ids):
+                print("error: some ids are not dead messages", file=sys.stderr)
+                return 1
     return 0
 
 

@@ -51,6 +51,36 @@ IN_FLIGHT = Gauge(
 )
 
 
+# The email outbox (app/services/outbox_service.py). Outcomes are counted by the process
+# that made the attempt (a worker's own endpoint, WORKER_METRICS_PORT, or /metrics when
+# jobs run in process); the gauges are read from the database when /metrics is scraped.
+OUTBOX_OUTCOMES = Counter(
+    "outbox_deliveries_total",
+    "Delivery attempts at outbox messages, by outcome: sent, failed (to be retried or"
+    " dead), dead (the retry budget spent), skipped (a job whose attempt was made already).",
+    ["outcome"],
+)
+OUTBOX_UNCERTAIN_REDELIVERIES = Counter(
+    "outbox_uncertain_redeliveries_total",
+    "Attempts after an attempt that never reported (its worker died): possible duplicates.",
+)
+OUTBOX_PENDING = Gauge(
+    "outbox_pending_messages",
+    "Outbox messages waiting to be sent (queue depth).",
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_DEAD = Gauge(
+    "outbox_dead_messages",
+    "Outbox messages dead-lettered, waiting for an operator.",
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds",
+    "Age of the oldest outbox message waiting to be sent; 0 with none.",
+    multiprocess_mode="mostrecent",
+)
+
+
 class MetricsMiddleware:
     """Counts every HTTP request once, after routing has resolved its template."""
 

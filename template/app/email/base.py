@@ -51,8 +51,12 @@ class EmailProvider(Protocol):
         from_email: str,
         from_name: str,
         text_body: str | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Send one message: `body` is HTML, `text_body` its optional plain-text alternative.
+
+        `idempotency_key` (letters and digits) is the same on every attempt at one message:
+        a provider passes it on where receivers can drop a duplicate by it.
 
         Raises `InvalidEmailError` for an unsafe message and `EmailDeliveryError` when
         it could not be delivered.

@@ -31,6 +31,7 @@ class LogEmailProvider:
         from_email: str,
         from_name: str,
         text_body: str | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         message = EmailMessage(to_email, subject, body, from_email, from_name, text_body)
         logger.warning(

@@ -4,6 +4,7 @@ from app.models.article import Article, ArticleStatus
 from app.models.auth_session import AuthSession
 from app.models.base import Base, BaseModel
 from app.models.file import File
+from app.models.outbox import OutboxMessage, OutboxStatus
 from app.models.rbac import Action, Feature, Permission, Role, role_permissions, user_roles
 from app.models.user import User
 
@@ -16,6 +17,8 @@ __all__ = [
     "BaseModel",
     "Feature",
     "File",
+    "OutboxMessage",
+    "OutboxStatus",
     "Permission",
     "Role",
     "User",

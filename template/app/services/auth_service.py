@@ -48,6 +48,7 @@ from app.models.base import utcnow
 from app.models.user import User
 from app.schemas.user import UserCreate
 from app.services import one_time_tokens
+from app.services.mail_service import MailService
 from app.services.one_time_tokens import TokenPurpose
 from app.services.password_policy import PasswordPolicy
 from app.services.principal import Caller, Principal
@@ -84,15 +85,6 @@ def known_client_key(account: str, address: str) -> str:
 class ClientInfo:
     ip_address: str | None
     user_agent: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """What to email after a registration: a verification link for a new account, or
-    None when the address had one already (its owner is told instead)."""
-
-    email: str
-    verification_link: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +263,13 @@ class AuthService:
     # Registration -------------------------------------------------------------
 
     async def register(
-        self, db: AsyncSession, data: UserCreate, client: ClientInfo
-    ) -> Registration:
-        """Create the account, or find that the address has one: the caller answers the
-        same either way, and both paths hash the password, so neither the answer nor its
-        time tells them apart. Limited like the email links (one email per attempt)."""
+        self, db: AsyncSession, data: UserCreate, client: ClientInfo, mailer: MailService
+    ) -> None:
+        """Create the account with a welcome email, or tell the owner of an address that has
+        one already: the caller answers the same either way, and both paths hash the
+        password, so neither the answer nor its time tells them apart. Limited like the
+        email links (one email per attempt). The email is written with the account, in
+        its transaction: no account, no email."""
         email = normalize_email(data.email)
         await PasswordPolicy.from_settings(self.settings).ensure_acceptable(
             data.password, email=email
@@ -283,28 +277,37 @@ class AuthService:
         await self._limit_email_links(email, client)
         if await user_service.get_by_email(db, email) is not None:
             await self.hasher.hash(data.password)
-            return Registration(email, None)
+            await self._tell_owner(db, email, mailer)
+            return
+        user_id = uuid.uuid4()
+        mailer.send_welcome(db, email, await self._verification_link(user_id))
         try:
-            user = await user_service.register(db, data, self.hasher, [self.settings.default_role])
+            await user_service.register(
+                db, data, self.hasher, [self.settings.default_role], user_id=user_id
+            )
         except ConflictException:  # registered concurrently: the same answer again
-            return Registration(email, None)
-        link = await self._verification_link(user.id)
-        return Registration(user.email, link)
+            await db.rollback()  # and the welcome goes with the account that was not made
+            await self._tell_owner(db, email, mailer)
+
+    async def _tell_owner(self, db: AsyncSession, email: str, mailer: MailService) -> None:
+        mailer.send_account_exists(db, email)
+        await db.commit()
 
     # Email verification and password reset ------------------------------------
 
     async def request_email_verification(
-        self, db: AsyncSession, email: str, client: ClientInfo
-    ) -> str | None:
-        """The verification link to email, or None when there is nothing to verify.
+        self, db: AsyncSession, email: str, client: ClientInfo, mailer: MailService
+    ) -> None:
+        """Email a verification link, unless there is nothing to verify.
 
         The caller answers the same either way, so the endpoint reveals no accounts.
         """
         await self._limit_email_links(email, client)
         user = await user_service.get_by_email(db, email)
         if user is None or not user.is_active or user.is_verified:
-            return None
-        return await self._verification_link(user.id)
+            return
+        mailer.send_verification(db, user.email, await self._verification_link(user.id))
+        await db.commit()
 
     async def _verification_link(self, user_id: uuid.UUID) -> str:
         ttl = self.settings.email_verification_ttl_minutes * 60
@@ -320,16 +323,19 @@ class AuthService:
         await user_service.commit_profile_change(db, self.cache, user.id)
 
     async def request_password_reset(
-        self, db: AsyncSession, email: str, client: ClientInfo
-    ) -> str | None:
-        """The reset link to email, or None for an unknown or inactive account (same answer)."""
+        self, db: AsyncSession, email: str, client: ClientInfo, mailer: MailService
+    ) -> None:
+        """Email a reset link, unless the account is unknown or inactive (same answer)."""
         await self._limit_email_links(email, client)
         user = await user_service.get_by_email(db, email)
         if user is None or not user.is_active:
-            return None
+            return
         ttl = self.settings.password_reset_ttl_minutes * 60
         token = await one_time_tokens.issue(self.cache, TokenPurpose.RESET_PASSWORD, user.id, ttl)
-        return f"{self.settings.public_url}/reset-password?token={token}"
+        mailer.send_password_reset(
+            db, user.email, f"{self.settings.public_url}/reset-password?token={token}"
+        )
+        await db.commit()
 
     async def reset_password(self, db: AsyncSession, token: str, new_password: str) -> None:
         """Set a new password with a reset link. The policy is checked before the link is

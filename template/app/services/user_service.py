@@ -128,10 +128,13 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         *,
         is_verified: bool = False,
         granter: Principal | None = None,
+        user_id: uuid.UUID | None = None,
     ) -> User:
-        """Create the account with `roles`. With `granter` (an administrator creating it),
-        403 unless the granter holds every permission the roles grant, as for assigning
-        a role (no grant beyond the granter's own permissions); 409 for a taken email."""
+        """Create the account with `roles` (with `user_id`, when the caller needs the id
+        before the commit) and commit, with whatever else the session holds. With
+        `granter` (an administrator creating it), 403 unless the granter holds every
+        permission the roles grant, as for assigning a role (no grant beyond the
+        granter's own permissions); 409 for a taken email."""
         email = normalize_email(data.email)
         if await self.get_by_email(db, email) is not None:
             raise ConflictException("An account with this email already exists")
@@ -147,6 +150,7 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
                 grants = await self._role_grants(db, role.id)
                 ensure_can_grant(granter, grants, what=f"Role {role.name!r}")
         user = User(
+            id=user_id or uuid.uuid4(),
             email=email,
             hashed_password=await hasher.hash(data.password),
             full_name=data.full_name,

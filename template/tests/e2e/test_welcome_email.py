@@ -8,15 +8,14 @@ import pytest
 from fastapi import FastAPI
 
 from app.email.base import EmailProvider
-from app.routes.deps import get_email_provider
 from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, logged_events, unique_email
+from tests.jobs import jobs_sending_through
 
 
 @pytest.fixture
 def broken_email(app: FastAPI, unreachable_email_provider: EmailProvider) -> Iterator[None]:
-    app.dependency_overrides[get_email_provider] = lambda: unreachable_email_provider
-    yield
-    app.dependency_overrides.pop(get_email_provider)
+    with jobs_sending_through(app, unreachable_email_provider):
+        yield
 
 
 async def test_registering_sends_a_welcome_email_with_a_verification_link(

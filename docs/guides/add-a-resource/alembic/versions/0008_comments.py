@@ -4,8 +4,8 @@ The `comments` permissions need no data here: on a new database migration 0004 i
 the whole catalog of `app.core.rbac`, and on an existing one `python -m app.cli seed`
 (part of `make migrate`) adds them and grants them to the default roles.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-27
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,95 @@
+"""The worker and scheduler processes, built from the environment:
+
+    taskiq worker app.worker.main:broker --workers 1 --wait-tasks-timeout 25
+    taskiq scheduler app.worker.main:scheduler
+
+(`make worker` and `make scheduler` in development.) On SIGTERM the worker stops taking
+jobs and waits up to --wait-tasks-timeout seconds for those in hand; a job cut short is
+taken up again by another worker (unacknowledged) or handed out again by the outbox
+relay once its lease ends. The scheduler stops at once: it holds no job.
+"""
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack, aclosing
+from typing import Any
+
+import anyio
+from prometheus_client import start_http_server
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
+
+from app.core.config import Settings, get_settings
+from app.core.database import create_engine, create_session_factory
+from app.core.logging import configure_logging
+from app.email.factory import create_email_provider
+from app.storage.factory import create_storage
+from app.worker import health
+from app.worker.broker import create_broker, create_scheduler, use_context
+from app.worker.context import JobContext
+
+
+def create_worker_broker(settings: Settings) -> AsyncBroker:
+    """The broker of a worker process: its jobs' resources open when it starts."""
+    broker = create_broker(settings)
+    stack = AsyncExitStack()
+
+    @broker.on_event(TaskiqEvents.WORKER_STARTUP)
+    async def start(state: TaskiqState) -> None:
+        configure_logging(settings)
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        provider = await stack.enter_async_context(aclosing(create_email_provider(settings)))
+        storage = await anyio.to_thread.run_sync(create_storage, settings)
+        use_context(
+            broker,
+            JobContext(
+                settings=settings,
+                session_factory=create_session_factory(engine),
+                email_provider=provider,
+                storage=storage,
+            ),
+        )
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port)
+        heartbeat = asyncio.create_task(health.beat(health.HEARTBEAT_FILES["worker"]))
+        stack.callback(heartbeat.cancel)
+
+    @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+    async def stop(state: TaskiqState) -> None:
+        await stack.aclose()
+
+    return broker
+
+
+class StandaloneScheduler(TaskiqScheduler):
+    """The scheduler of the `taskiq scheduler` process: it touches its heartbeat file
+    while it runs (its health check, `python -m app.worker.health scheduler`), and stops
+    on SIGTERM as on Ctrl-C. taskiq's command handles only the latter, and a container's
+    PID 1 ignores a signal it has no handler for: `docker stop` would wait out the grace
+    period and kill it."""
+
+    heartbeat: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        await super().startup()
+        main = asyncio.current_task()  # the command's own: cancelled, it shuts down
+        if main is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        self.heartbeat = asyncio.create_task(health.beat(health.HEARTBEAT_FILES["scheduler"]))
+
+    async def shutdown(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        await super().shutdown()
+
+
+def __getattr__(name: str) -> Any:
+    """`broker` and `scheduler`, built on first access (PEP 562), as `app.main.app` is."""
+    if name == "broker":
+        globals()["broker"] = create_worker_broker(get_settings())
+        return globals()["broker"]
+    if name == "scheduler":
+        scheduler = create_scheduler(__getattr__("broker"), StandaloneScheduler)
+        globals()["scheduler"] = scheduler
+        return scheduler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

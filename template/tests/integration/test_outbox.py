@@ -1,0 +1,288 @@
+"""The email outbox end to end, jobs run in process: exactly-once hand-out, retries with
+backoff while the mail server is down, dead letters and the operator's retry."""
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+
+import anyio
+import httpx
+import pytest
+from fastapi import BackgroundTasks, FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cli import main
+from app.core.resources import Resources
+from app.email.base import EmailProvider
+from app.main import create_app
+from app.models.base import utcnow
+from app.models.outbox import OutboxMessage, OutboxStatus
+from app.services.mail_service import MailService
+from app.services.outbox_service import Handout, OutboxService, backoff_seconds
+from app.worker.broker import JobQueue
+from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, unique_email
+from tests.jobs import app_broker, app_job_context, jobs_sending_through, jobs_using, run_relay
+
+
+@pytest.fixture
+def tasks() -> BackgroundTasks:
+    return BackgroundTasks()
+
+
+@pytest.fixture
+def mailer(app: FastAPI, tasks: BackgroundTasks, resources: Resources) -> MailService:
+    return MailService(resources.settings, tasks, JobQueue(app_broker(app)).wake_outbox_relay)
+
+
+@pytest.fixture
+def fast_retries(app: FastAPI, resources: Resources) -> Iterator[None]:
+    """Retries due within 50 ms, three attempts in all."""
+    settings = resources.settings.model_copy(
+        update={
+            "outbox_retry_base_seconds": 0.05,
+            "outbox_retry_max_seconds": 0.05,
+            "outbox_max_attempts": 3,
+        }
+    )
+    with jobs_using(app, settings=settings):
+        yield
+
+
+async def only_message(db: AsyncSession) -> OutboxMessage:
+    [message] = (
+        await db.scalars(select(OutboxMessage).execution_options(populate_existing=True))
+    ).all()
+    return message
+
+
+async def relay_when_due(app: FastAPI) -> None:
+    """The relay, after the backoff of `fast_retries` has passed."""
+    await asyncio.sleep(0.1)
+    await run_relay(app)
+
+
+async def test_a_committed_message_is_sent_once_and_its_bodies_erased(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+) -> None:
+    mailer.send_welcome(db_session, "ada@example.com", "https://app.example.com/v?token=1")
+    await db_session.commit()
+
+    await tasks()
+    await run_relay(app)  # the scheduled relay, later: nothing is due any more
+
+    [sent] = outbox
+    message = await only_message(db_session)
+    assert message.status is OutboxStatus.SENT
+    assert (message.attempts, message.failures) == (1, 0)
+    assert message.html_body == message.text_body == "", "the link must not outlive the send"
+    assert sent.key is not None
+    assert message.idempotency_key in sent.key
+
+
+async def test_a_late_or_repeated_job_for_an_attempt_already_made_sends_nothing(
+    app: FastAPI, mailer: MailService, outbox: list[RecordedEmail], db_session: AsyncSession
+) -> None:
+    """What a worker sees when the queue delivers a job twice (at-least-once queues do)."""
+    mailer.send_verification(db_session, "ada@example.com", "https://app.example.com/v?token=2")
+    await db_session.commit()
+    message = await only_message(db_session)
+    context = app_job_context(app)
+    handout = Handout(message.id, 0)
+
+    first, again = [
+        await context.outbox.deliver(
+            context.session_factory, context.email_provider, context.sender, handout
+        )
+        for _ in range(2)
+    ]
+
+    assert (first, again) == (OutboxStatus.SENT, None)
+    assert len(outbox) == 1
+
+
+async def test_relays_running_at_once_hand_out_each_message_once(
+    mailer: MailService, db_session: AsyncSession, resources: Resources
+) -> None:
+    for number in range(30):
+        mailer.send_account_exists(db_session, f"user{number}@example.com")
+    await db_session.commit()
+    service = OutboxService(resources.settings)
+
+    async def relay() -> list[Handout]:
+        async with resources.session_factory() as db:
+            return await service.hand_out(db, limit=20)
+
+    first, second = await asyncio.gather(relay(), relay())
+
+    handed = [handout.message_id for handout in first + second]
+    assert len(handed) == 30
+    assert len(set(handed)) == 30, "a message was handed to two workers"
+
+
+@pytest.mark.usefixtures("fast_retries")
+async def test_a_mail_server_down_for_a_while_gets_the_message_when_it_returns(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+    unreachable_email_provider: EmailProvider,
+) -> None:
+    mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=3")
+    await db_session.commit()
+    with jobs_sending_through(app, unreachable_email_provider):
+        await tasks()
+        await relay_when_due(app)
+
+    failed = await only_message(db_session)
+    assert failed.status is OutboxStatus.PENDING
+    assert (failed.attempts, failed.failures) == (2, 2)
+    assert failed.last_error is not None
+    assert "127.0.0.1" in failed.last_error, "the error should say where delivery failed"
+
+    await relay_when_due(app)  # the server is back
+
+    [sent] = outbox
+    assert sent.recipients == ["ada@example.com"]
+    message = await only_message(db_session)
+    assert (message.status, message.attempts, message.failures) == (OutboxStatus.SENT, 3, 2)
+
+
+async def test_a_failure_waits_a_backoff_before_the_next_attempt(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    db_session: AsyncSession,
+    resources: Resources,
+    unreachable_email_provider: EmailProvider,
+) -> None:
+    mailer.send_account_exists(db_session, "ada@example.com")
+    await db_session.commit()
+    before = utcnow()
+    with jobs_sending_through(app, unreachable_email_provider):
+        await tasks()
+        await run_relay(app)  # not due yet: nothing is attempted
+
+    message = await only_message(db_session)
+    assert message.attempts == 1
+    wait = message.next_attempt_at - before
+    assert (
+        timedelta(0) <= wait <= timedelta(seconds=resources.settings.outbox_retry_base_seconds + 5)
+    )
+
+
+@pytest.mark.usefixtures("fast_retries")
+async def test_past_the_retry_budget_a_message_is_dead_until_an_operator_retries_it(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+    resources: Resources,
+    unreachable_email_provider: EmailProvider,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mailer.send_welcome(db_session, "ada@example.com", "https://app.example.com/v?token=4")
+    await db_session.commit()
+    with jobs_sending_through(app, unreachable_email_provider):
+        await tasks()
+        for _ in range(3):
+            await relay_when_due(app)
+
+    dead = await only_message(db_session)
+    assert (dead.status, dead.attempts) == (OutboxStatus.DEAD, 3)
+    await relay_when_due(app)
+    assert outbox == [], "a dead message must wait for an operator"
+
+    settings = resources.settings
+    assert await anyio.to_thread.run_sync(main, ["outbox", "status"], settings) == 0
+    assert "dead: 1" in capsys.readouterr().out
+    assert await anyio.to_thread.run_sync(main, ["outbox", "dead"], settings) == 0
+    listing = capsys.readouterr().out
+    assert str(dead.id) in listing
+    assert "127.0.0.1" in listing, "the listing should show the last error"
+
+    assert await anyio.to_thread.run_sync(main, ["outbox", "retry", str(dead.id)], settings) == 0
+    assert "1 dead message(s) queued again" in capsys.readouterr().out
+    await run_relay(app)
+
+    [sent] = outbox
+    assert sent.recipients == ["ada@example.com"]
+    assert (await only_message(db_session)).status is OutboxStatus.SENT
+
+
+def test_retry_needs_ids_or_all(resources: Resources) -> None:
+    with pytest.raises(SystemExit):
+        main(["outbox", "retry"], resources.settings)
+
+
+@pytest.mark.parametrize("failures", [1, 2, 5, 12, 80])
+def test_the_backoff_is_full_jitter_under_an_exponential_ceiling(failures: int) -> None:
+    ceiling = min(600.0, 2.0 * 2 ** (failures - 1))
+    waits = [backoff_seconds(failures, base=2.0, cap=600.0) for _ in range(200)]
+
+    assert all(0 <= wait <= ceiling for wait in waits)
+    assert max(waits) - min(waits) > ceiling / 4, "retries of one failure should spread out"
+
+
+async def test_a_registration_that_rolls_back_leaves_no_email(
+    app: FastAPI,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+    resources: Resources,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The welcome is written with the account: a registration that fails before its
+    commit (here the default role is missing, a deployment error: 500) sends nothing."""
+    monkeypatch.setattr(resources.settings, "default_role", "no-such-role")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post(
+            f"{API}/auth/register", json={"email": unique_email(), "password": DEFAULT_PASSWORD}
+        )
+
+    assert response.status_code == 500
+    await run_relay(app)
+    assert outbox == []
+    assert (await db_session.scalars(select(OutboxMessage))).all() == []
+
+
+async def test_two_registrations_of_one_address_send_one_welcome_and_one_notice(
+    client: httpx.AsyncClient, outbox: list[RecordedEmail]
+) -> None:
+    payload = {"email": unique_email("twice"), "password": DEFAULT_PASSWORD}
+
+    responses = await asyncio.gather(
+        *(client.post(f"{API}/auth/register", json=payload) for _ in range(2))
+    )
+
+    assert [response.status_code for response in responses] == [202, 202]
+    subjects = sorted(message.subject.split()[0] for message in outbox)
+    assert subjects == ["Welcome", "Your"], subjects
+
+
+async def test_metrics_show_the_queue_depth_dead_letters_and_the_oldest_age(
+    mailer: MailService, db_session: AsyncSession, resources: Resources
+) -> None:
+    for number in range(3):
+        mailer.send_account_exists(db_session, f"user{number}@example.com")
+    await db_session.commit()
+    oldest = (await db_session.scalars(select(OutboxMessage))).first()
+    assert oldest is not None
+    oldest.status = OutboxStatus.DEAD
+    await db_session.commit()
+    app = create_app(resources.settings.model_copy(update={"metrics_enabled": True}))
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            scraped = (await client.get("/metrics")).text
+
+    assert "outbox_pending_messages 2.0" in scraped
+    assert "outbox_dead_messages 1.0" in scraped
+    assert "outbox_oldest_pending_age_seconds" in scraped
