@@ -20,6 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICE_NAME = "primary"  # the name the sentinels monitor the primary under
+# The reasons the generated tests that test one Redis server give when they skip on a
+# Cluster or a Sentinel group (a proxy before the server, its connections counted).
+ONE_REDIS_SERVER_ONLY = frozenset(
+    {
+        "a proxy stands in front of one Redis server, not a Sentinel group or Cluster",
+        "counts one server's connections or scripts: a Redis Cluster has several",
+    }
+)
+# And on a Sentinel group, the one that needs a password refused by the server itself.
+SENTINEL_SKIPS = ONE_REDIS_SERVER_ONLY | {
+    "redis-py reports sentinels refusing a password as no primary found (a 503)"
+}
 
 
 def redis_server() -> str:

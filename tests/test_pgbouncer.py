@@ -4,18 +4,19 @@ the TEST_DATABASE_URL server.
 
 Proves: without DATABASE_TRANSACTION_POOLING the service fails there (the 500s of
 asyncpg's DuplicatePreparedStatementError: named statements outlive their transaction);
-with it, `alembic upgrade head` runs through the pooler, the generated suite's database
-tests pass through it, and a short load from two instances, more client connections than
-PgBouncer has server connections, gets no error.
+with it, `alembic upgrade head` runs through the pooler, a short load from two instances,
+more client connections than PgBouncer has server connections, gets no error, and the
+generated suite's database and Redis tests pass through it with Redis a Cluster of three
+primaries (started by this module, `tests/redis_topologies.py`): one run of the suite for
+both, as a service run past one machine has both.
 
-Needs TEST_DATABASE_URL and TEST_REDIS_URL (as .ci/run sets them), and Debian's
-`pgbouncer` (installed when missing and running as root).
+Needs TEST_DATABASE_URL and TEST_REDIS_URL (as .ci/run sets them), Debian's `pgbouncer`
+(installed when missing and running as root) and `redis-server`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
+from tests.backend_suites import DATABASE_AND_REDIS, run_backend_suite
 from tests.conftest import suite_runs
 from tests.deploy_support import find_or_install, free_port, uvicorn_instance, wait_until
 from tests.load import (
@@ -40,6 +42,7 @@ from tests.load import (
     run_load,
     service_env,
 )
+from tests.redis_topologies import ONE_REDIS_SERVER_ONLY, Cluster, redis_cluster
 from tests.rendering import SuiteRun, render, run_in_service
 
 SERVER_URL = os.environ.get("TEST_DATABASE_URL")
@@ -50,6 +53,8 @@ pytestmark = pytest.mark.skipif(
 )
 VARIANT = "pgbouncer"
 SERVER_CONNECTIONS = 4  # PgBouncer's default_pool_size: fewer than the instances open
+# Why the generated tests that end a server process under the app's pool skip here.
+DIRECT_CONNECTION_ONLY = "ends a server process under the app's pool: a direct connection's concern"
 
 
 @dataclass
@@ -146,6 +151,12 @@ def pgbouncer() -> Iterator[PgBouncer]:
     assert SERVER_URL
     with running_pgbouncer(SERVER_URL) as bouncer:
         yield bouncer
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with redis_cluster() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -252,37 +263,28 @@ def test_migrations_and_a_load_through_pgbouncer(
     assert clients > servers, "the instances' connections were not pooled onto fewer"
 
 
-def test_the_generated_suite_passes_through_pgbouncer(project: Path, pgbouncer: PgBouncer) -> None:
-    """Its database tests: the unit tests touch no database. Those that end a server
-    process under the app's pool test a direct connection and say so when skipped."""
+def test_the_generated_suite_through_pgbouncer_on_a_redis_cluster(
+    project: Path, pgbouncer: PgBouncer, cluster: Cluster
+) -> None:
+    """The suite's database and Redis parts (`tests.backend_suites`) with the database
+    through PgBouncer in transaction mode and Redis a Cluster of three primaries: the
+    backends of a service run past one machine, in one run of the suite. Tests that end a
+    server process under the app's pool test a direct connection, and those that put a
+    proxy before one Redis server or count one server's connections test one server: each
+    says so when skipped."""
     assert REDIS_URL
-    result = run_in_service(
+    output = run_backend_suite(
         project,
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-rs",
-            "tests/integration",
-            "tests/e2e",
-        ],
+        [*DATABASE_AND_REDIS, "tests/unit/test_hash_slots.py"],
         variant=VARIANT,
-        step="pytest (through PgBouncer)",
+        label="postgresql via pgbouncer+redis+cluster",
         env={
             "TEST_DATABASE_URL": pgbouncer.url,
-            "TEST_REDIS_URL": REDIS_URL,
+            "TEST_REDIS_URL": cluster.url,
             "DATABASE_TRANSACTION_POOLING": "true",
         },
-        backend="postgresql via pgbouncer+redis",
-        runs=suite_runs,
-        timeout=1800,
+        allowed_skips={DIRECT_CONNECTION_ONLY, *ONE_REDIS_SERVER_ONLY},
+        header="backends: database=postgresql cache=redis+cluster",
     )
-    assert "backends: database=postgresql cache=redis" in result.stdout
-    skipped = re.findall(r"^SKIPPED \[\d+\] (\S+?):\d+: (.*)$", result.stdout, re.MULTILINE)
-    assert {reason for _, reason in skipped} <= {
-        "ends a server process under the app's pool: a direct connection's concern"
-    }, skipped
-    assert len(skipped) <= 3
-    assert " passed" in result.stdout
+    direct_only = output.count(DIRECT_CONNECTION_ONLY)
+    assert direct_only <= 3, output[-3000:]

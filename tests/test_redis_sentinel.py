@@ -1,15 +1,16 @@
-"""Redis past one server, for real: a Redis Cluster of three primaries, and a primary
-with a replica watched by three sentinels, each started on loopback by this module
-(`tests/redis_topologies.py`) and named to the service by REDIS_URL alone.
+"""Redis past one server, for real: a primary with a replica watched by three sentinels,
+started on loopback by this module (`tests/redis_topologies.py`) and named to the service
+by REDIS_URL alone. (A Redis Cluster's run of the suite is tests/test_pgbouncer.py's,
+through PgBouncer as well.)
 
 Proves: the generated suite's Redis-backed tests (the cache's integration tests and the
-end-to-end suite, where every request authenticates and is counted in Redis) pass on
-each; and a Sentinel failover under load costs only 503s with Retry-After (never a 500)
-while the sentinels promote the replica, after which requests succeed again, a logout
-ends its token at once, a logout from before the failover still holds, and rate limits
-count again.
+end-to-end suite, where every request authenticates and is counted in Redis;
+`tests.backend_suites`) pass on the group; and a Sentinel failover under load costs only
+503s with Retry-After (never a 500) while the sentinels promote the replica, after which
+requests succeed again, a logout ends its token at once, a logout from before the
+failover still holds, and rate limits count again.
 
-Needs TEST_DATABASE_URL and TEST_REDIS_URL (as .ci/run sets them; the topologies are
+Needs TEST_DATABASE_URL and TEST_REDIS_URL (as .ci/run sets them; the Sentinel group is
 this module's own, the database is the shared server's) and Debian's redis-server.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backend_suites import REDIS_ONLY, run_backend_suite
 from tests.conftest import suite_runs
 from tests.deploy_support import uvicorn_instance, wait_until
 from tests.load import (
@@ -38,7 +40,7 @@ from tests.load import (
     run_load,
     service_env,
 )
-from tests.redis_topologies import Cluster, SentinelGroup, cli, redis_cluster, redis_sentinel_group
+from tests.redis_topologies import SENTINEL_SKIPS, SentinelGroup, cli, redis_sentinel_group
 from tests.rendering import SuiteRun, render, run_in_service
 
 SERVER_URL = os.environ.get("TEST_DATABASE_URL")
@@ -46,23 +48,7 @@ pytestmark = pytest.mark.skipif(
     not (SERVER_URL and os.environ.get("TEST_REDIS_URL")),
     reason="runs with the real-services suites: set TEST_DATABASE_URL and TEST_REDIS_URL",
 )
-VARIANT = "redis-topologies"
-# The generated tests that stay away from these topologies, each saying why.
-EXPECTED_SKIPS = {
-    "a proxy stands in front of one Redis server, not a Sentinel group or Cluster",
-    "counts one server's connections or scripts: a Redis Cluster has several",
-    "redis-py reports sentinels refusing a password as no primary found (a 503)",
-}
-# The generated tests that use Redis: the cache's, and every end-to-end test (each request
-# authenticates and is counted in Redis).
-REDIS_BACKED = [
-    "tests/integration/test_cache.py",
-    "tests/integration/test_auto_pipeline.py",
-    "tests/integration/test_read_cache.py",
-    "tests/integration/test_rate_limit_storage.py",
-    "tests/unit/test_hash_slots.py",
-    "tests/e2e",
-]
+VARIANT = "redis-sentinel"
 LOGIN_LIMIT = 5  # per client address and minute, in the failover test
 API_LIMIT = 20  # anonymous requests per client address and minute, in the failover test
 
@@ -70,14 +56,8 @@ API_LIMIT = 20  # anonymous requests per client address and minute, in the failo
 @pytest.fixture(scope="module")
 def project(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(
-        template_repo, tmp_path_factory.mktemp("topologies") / "svc", {"token_transport": "body"}
+        template_repo, tmp_path_factory.mktemp("sentinel") / "svc", {"token_transport": "body"}
     )
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with redis_cluster() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -86,30 +66,17 @@ def sentinels() -> Iterator[SentinelGroup]:
         yield running
 
 
-def _run_redis_backed_suite(project: Path, redis_url: str, label: str) -> None:
-    assert SERVER_URL
-    result = run_in_service(
-        project,
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *REDIS_BACKED],
-        variant=VARIANT,
-        step=f"pytest ({label})",
-        env={"TEST_DATABASE_URL": SERVER_URL, "TEST_REDIS_URL": redis_url},
-        backend=f"postgresql+{label}",
-        runs=suite_runs,
-        timeout=1800,
-    )
-    assert f"backends: database=postgresql cache={label}" in result.stdout
-    skipped = re.findall(r"^SKIPPED \[\d+\] \S+: (.*)$", result.stdout, re.MULTILINE)
-    assert set(skipped) <= EXPECTED_SKIPS, skipped
-    assert " passed" in result.stdout
-
-
-def test_the_generated_suite_on_a_redis_cluster(project: Path, cluster: Cluster) -> None:
-    _run_redis_backed_suite(project, cluster.url, "redis+cluster")
-
-
 def test_the_generated_suite_on_redis_sentinel(project: Path, sentinels: SentinelGroup) -> None:
-    _run_redis_backed_suite(project, sentinels.url, "redis+sentinel")
+    assert SERVER_URL
+    run_backend_suite(
+        project,
+        REDIS_ONLY,
+        variant=VARIANT,
+        label="postgresql+redis+sentinel",
+        env={"TEST_DATABASE_URL": SERVER_URL, "TEST_REDIS_URL": sentinels.url},
+        allowed_skips=set(SENTINEL_SKIPS),
+        header="backends: database=postgresql cache=redis+sentinel",
+    )
 
 
 def _client(source: str = "127.0.0.1") -> httpx.Client:
