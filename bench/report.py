@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.costs import Connections, Cost
 from bench.wrk import WrkResult
 
 
@@ -84,6 +85,8 @@ class Results:
     servers: list[ServerStats] = field(default_factory=list)
     floods: list[Flood] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    costs: list[Cost] = field(default_factory=list)  # per request, `bench.costs`
+    connections: Connections | None = None
 
     def run(self, endpoint: str, workers: int) -> WrkResult | None:
         for run in self.runs:
@@ -219,6 +222,8 @@ class Results:
             | {f"login_flood_p99_ratio_{f.workers}w": f.p99_ratio for f in self.floods},
             "targets": [target.as_dict() for target in self.targets()],
             "profiles": self.profiles,
+            "costs": [asdict(cost) for cost in self.costs],
+            "connections": asdict(self.connections) if self.connections else None,
             "errors": self.errors(),
         }
 
@@ -274,6 +279,24 @@ def format_summary(results: Results) -> str:
             lines.append(
                 f"users/me rps / bare floor rps, {workers} worker(s): {100 * share:.1f}%{by_cpu}"
             )
+    if results.costs:
+        lines.append("")
+        lines.append("per request (1 worker, steady state; bench/costs.py):")
+        lines.append(
+            f"  {'endpoint':<34} {'SQL':>5} {'transactions':>12} {'Redis sent':>10}"
+            f" {'in scripts':>10}"
+        )
+        for cost in results.costs:
+            lines.append(
+                f"  {cost.label:<34} {cost.statements:>5.1f} {cost.transactions:>12.1f}"
+                f" {cost.redis_commands:>10.1f} {cost.redis_script_commands:>10.1f}"
+            )
+    if results.connections:
+        held = results.connections
+        lines.append(
+            f"one worker, {held.concurrent_requests} concurrent writes: at most "
+            f"{held.database_sessions} database sessions, {held.redis_clients} Redis clients"
+        )
     lines.append(f"copier copy: {results.copier_copy_s:.2f} s")
     cpus = results.meta.get("cpus") or 1
     load = (results.meta.get("load_average_at_start") or [0.0])[0]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import endpoints, profiling, seed, wrk
+from bench import costs, endpoints, profiling, seed, wrk
 from bench.endpoints import ENDPOINTS, ENDPOINTS_BY_KEY, Account, Endpoint
 from bench.render import REPO_ROOT, copier_copy, snapshot
 from bench.report import Flood, Results, Run, ServerStats
@@ -141,6 +141,7 @@ class Bench:
             for workers in options.workers:
                 self._bench_hello(workers)
                 self._bench_app(project, workers)
+            self._count_costs(project)
         self.results.meta["load_average_at_end"] = list(os.getloadavg())
         return self.results
 
@@ -227,6 +228,41 @@ class Bench:
             self.results.floods.append(self._login_flood(server))
             if workers == 1 and self.options.profile:
                 self._profile(server)
+
+    def _count_costs(self, project: Path) -> None:
+        """SQL statements, Redis commands and connections per request (`bench.costs`): one
+        worker with DATABASE_ECHO on, on a Redis of its own watched with MONITOR."""
+        with costs.private_redis() as (redis_url, port), ExitStack() as stack:
+            env = self._app_env(project) | {
+                "REDIS_URL": redis_url,
+                "DATABASE_ECHO": "true",
+                "LOG_LEVEL": "INFO",
+            }
+            server = Server(
+                "app-costs", "app.main:create_app", project, env, 1, self._log_path("costs", 1)
+            )
+            stack.enter_context(server)
+            server.start("/health/live")
+            monitor = costs.Monitor(port, self.logs / "redis-monitor.log")
+            stack.callback(monitor.close)
+            token = endpoints.login(server.base_url, self.account)
+            counted = [ENDPOINTS_BY_KEY[key] for key in costs.ENDPOINTS]
+            self.results.costs = costs.count(server, monitor, counted, self.account, token)
+            self.results.connections = costs.connections(
+                server,
+                ENDPOINTS_BY_KEY["articles_create"],
+                self.account,
+                token,
+                self.database_url,
+                port,
+            )
+            seed.delete_drafts(self.database_url)
+        for cost in self.results.costs:
+            _log(
+                f"  {cost.label:<34} {cost.statements:.1f} SQL statements "
+                f"({cost.transactions:.1f} transactions), {cost.redis_commands:.1f} Redis "
+                f"commands (+{cost.redis_script_commands:.1f} in scripts) per request"
+            )
 
     def _seed(self, server: Server) -> None:
         started = time.perf_counter()

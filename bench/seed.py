@@ -132,6 +132,25 @@ def busy_connections(database_url: str) -> int:
     return asyncio.run(_busy_connections(database_url))
 
 
+_SESSIONS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
+
+
+async def _sessions(database_url: str) -> int:
+    connection = await asyncpg.connect(_dsn(database_url), timeout=10)
+    try:
+        return int(await connection.fetchval(_SESSIONS, timeout=DB_TIMEOUT_S))
+    finally:
+        await connection.close()
+
+
+def sessions(database_url: str) -> int:
+    """Connections to the benchmark database, idle or not (but this one)."""
+    return asyncio.run(_sessions(database_url))
+
+
 def delete_redis_keys(redis_url: str, prefix: str) -> int:
     """Delete every key starting with `prefix`; return how many there were."""
     client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)

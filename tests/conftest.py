@@ -42,6 +42,12 @@ suite_runs: list[SuiteRun] = []
 # Tables other modules print at the end of the run: title -> lines.
 summary_sections: dict[str, list[str]] = {}
 SERVICE_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
+# xdist units of few tests and many minutes (each runs a generated suite on servers of its
+# own), started before the rest (ModuleOrVariantScheduling).
+FIRST_UNITS = (
+    "tests/test_pgbouncer.py",
+    "tests/test_redis_sentinel.py",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +77,15 @@ class ModuleOrVariantScheduling(LoadScopeScheduling):
             variant = test[test.index("[") + 1 : -1]
             return variant.removesuffix("-sqlite").removesuffix("-postgres")
         return module
+
+    def _assign_work_unit(self, node: Any) -> None:
+        """xdist hands out units by their number of tests, most first: a module of a few
+        tests that each run a generated suite for minutes would start last and run alone
+        at the end of the run. `FIRST_UNITS` go first."""
+        for scope in reversed(FIRST_UNITS):
+            if scope in self.workqueue:
+                self.workqueue.move_to_end(scope, last=False)
+        super()._assign_work_unit(node)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ModuleOrVariantScheduling:

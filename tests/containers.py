@@ -215,6 +215,25 @@ def start_mail_server(
     return result.stdout.strip()
 
 
+def readme_env_block(readme: Path, marker: str = "compose-env") -> dict[str, str]:
+    """The settings the generated README tells a user to add to .env: the `sh` block
+    between `<!-- marker -->` and `<!-- /marker -->` (indented or not), as key -> value."""
+    block = re.search(
+        rf"<!-- {marker} -->\s*```sh\n(.*?)```\s*<!-- /{marker} -->",
+        readme.read_text(),
+        flags=re.S,
+    )
+    assert block, f"the README's .env block {marker!r} is missing"
+    settings = {}
+    for line in block.group(1).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
 @dataclass
 class Compose:
     """One compose project of a rendered service, under a name of its own."""

@@ -25,29 +25,35 @@ import pytest
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 
 
-def find_or_install_nginx() -> str:
-    """nginx's path; installs Debian's nginx-light when missing and we are root."""
-    for candidate in NGINX_CANDIDATES:
+def find_or_install(candidates: tuple[str, ...], package: str) -> str:
+    """The path of the first of `candidates` found; installs Debian's `package` when none
+    is and we are root (what .ci/run does up front, for a run without it)."""
+    for candidate in candidates:
         found = shutil.which(candidate)
         if found:
             return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.fail(
-            "nginx is not installed and cannot be installed here (needs root and apt-get): "
-            "install it, e.g. `apt-get install nginx-light`, to run the deployment tests"
+            f"{candidates[0]} is not installed and cannot be installed here (needs root and"
+            f" apt-get): install it, e.g. `apt-get install {package}`, to run this test"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     # Wait for apt's lock rather than fail: another test worker may be installing too.
     apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
-    install = [*apt, "install", "-y", "-q", "--no-install-recommends", "nginx-light"]
+    install = [*apt, "install", "-y", "-q", "--no-install-recommends", package]
     result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:  # package lists missing or stale: refresh once and retry
         subprocess.run([*apt, "update", "-q"], env=env, capture_output=True, check=False)
         result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
-    found = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
+    found = next(filter(None, map(shutil.which, candidates)), None)
     if result.returncode != 0 or not found:
-        pytest.fail(f"installing nginx-light failed:\n{result.stdout[-2000:]}{result.stderr}")
+        pytest.fail(f"installing {package} failed:\n{result.stdout[-2000:]}{result.stderr}")
     return found
+
+
+def find_or_install_nginx() -> str:
+    """nginx's path; installs Debian's nginx-light when missing and we are root."""
+    return find_or_install(NGINX_CANDIDATES, "nginx-light")
 
 
 def nginx_version(nginx: str) -> tuple[int, ...]:

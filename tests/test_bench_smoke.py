@@ -145,6 +145,15 @@ def test_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert all(s["startup_s"] > 0 for s in servers.values())
     assert all(s["worker_rss_mb"][0] > 0 for s in servers.values())
     assert results["copier_copy_s"] > 0
+    costs = {cost["endpoint"]: cost for cost in results["costs"]}
+    assert set(costs) == {"users_me", "articles_list", "articles_create", "login"}
+    # Counted, not timed: what a request costs in steady state (bench/costs.py).
+    assert costs["users_me"]["statements"] == 0, "the snapshot comes from Redis"
+    assert costs["users_me"]["redis_commands"] >= 1, "authenticated and counted in Redis"
+    assert costs["articles_create"]["statements"] >= 1
+    assert costs["articles_create"]["transactions"] >= 1
+    assert results["connections"]["database_sessions"] >= 1
+    assert results["connections"]["redis_clients"] >= 1
     assert results["targets"]
     assert all(t["measured"] is not None for t in results["targets"])
 

@@ -50,6 +50,9 @@ COMPOSE_FILES = [
     "deploy/nginx/proxy.conf",
     "deploy/nginx/certs/.gitignore",
     "deploy/rollout.sh",
+    "deploy/pgbouncer/Dockerfile",
+    "deploy/pgbouncer/entrypoint.sh",
+    "deploy/pgbouncer/pgbouncer.ini",
 ]
 KUBERNETES_FILES = [
     "deploy/kubernetes/README.md",
@@ -68,6 +71,13 @@ KUBERNETES_FILES = [
     "deploy/kubernetes/app/scheduler.yaml",
     "deploy/kubernetes/migrate/kustomization.yaml",
     "deploy/kubernetes/migrate/job.yaml",
+    "deploy/kubernetes/pgbouncer/kustomization.yaml",
+    "deploy/kubernetes/pgbouncer/deployment.yaml",
+    "deploy/kubernetes/pgbouncer/service.yaml",
+    "deploy/kubernetes/pgbouncer/pgbouncer.ini",
+    "deploy/kubernetes/pgbouncer/secret.example.yaml",
+    "deploy/pgbouncer/Dockerfile",
+    "deploy/pgbouncer/entrypoint.sh",
 ]
 EVERY_ANSWER_FILES = ["Dockerfile", ".dockerignore"]
 EXPECTED_FILES = {
@@ -502,6 +512,7 @@ def test_compose_runs_replicas_behind_nginx(compose: dict[str, Any]) -> None:
         "postgres",
         "postgres-standby",
         "redis",
+        "pgbouncer",
     }
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "ports" not in services["app"], "replicas are reached through nginx only"
@@ -628,6 +639,37 @@ def test_compose_holds_no_secret_values(compose: dict[str, Any]) -> None:
                 assert ":${POSTGRES_PASSWORD:?" in value, "the password comes from .env"
 
 
+def test_compose_offers_pgbouncer_in_transaction_mode_as_a_profile(
+    rendered: dict[str, Path], compose: dict[str, Any]
+) -> None:
+    services = compose["services"]
+    pooler = services["pgbouncer"]
+    assert pooler["profiles"] == ["pgbouncer"], "off unless asked for"
+    assert pooler["build"] == "./deploy/pgbouncer"
+    assert pooler["read_only"] is True
+    assert pooler["cap_drop"] == ["ALL"]
+    assert pooler["tmpfs"] == ["/tmp"], "where the entrypoint writes the login file"
+    assert "edge" not in pooler["networks"]
+    assert pooler["volumes"] == ["./deploy/pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini:ro"]
+    settings = (rendered["compose"] / "deploy/pgbouncer/pgbouncer.ini").read_text().splitlines()
+    assert "pool_mode = transaction" in settings
+    assert "auth_file = /tmp/userlist.txt" in settings
+    assert pooler["environment"]["DATABASE_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    for name in ("app", "migrate"):
+        assert services[name]["depends_on"]["pgbouncer"] == {
+            "condition": "service_healthy",
+            "required": False,
+        }, name
+    environment = services["app"]["environment"]
+    # PostgreSQL itself unless .env says otherwise; migrations always past PgBouncer.
+    assert "@${DATABASE_ADDRESS:-postgres:5432}/" in environment["DATABASE_URL"]
+    assert "@postgres:5432/" in environment["DATABASE_MIGRATION_URL"]
+    assert environment["REDIS_URL"] == "${EXTERNAL_REDIS_URL:-redis://redis:6379/0}"
+    dockerfile = (rendered["compose"] / "deploy/pgbouncer/Dockerfile").read_text()
+    assert "apt-get install -y --no-install-recommends pgbouncer" in dockerfile
+    assert "USER 10001:10001" in dockerfile
+
+
 def test_compose_trusts_only_nginx(compose: dict[str, Any]) -> None:
     app_env = compose["services"]["app"]["environment"]
     nginx_address = compose["services"]["nginx"]["networks"]["edge"]["ipv4_address"]
@@ -717,12 +759,17 @@ def test_up_dev_publishes_on_loopback_from_networks_with_a_way_in(
 
 
 def _documents(project: Path) -> dict[str, dict[str, Any]]:
-    """Every manifest under deploy/kubernetes, by kind (kustomization files by folder)."""
+    """Every manifest under deploy/kubernetes, by kind (kustomization files by folder;
+    the optional PgBouncer's as `pgbouncer:` and their kind)."""
     documents: dict[str, dict[str, Any]] = {}
     for path in sorted((project / "deploy/kubernetes").rglob("*.yaml")):
         document = yaml.safe_load(path.read_text())
-        key = f"kustomization:{path.parent.name}" if path.stem == "kustomization" else None
-        key = key or document["kind"]
+        if path.stem == "kustomization":
+            key = f"kustomization:{path.parent.name}"
+        elif path.parent.name == "pgbouncer":
+            key = f"pgbouncer:{document['kind']}"
+        else:
+            key = document["kind"]
         # A second document of a kind (the worker's and scheduler's Deployments) by its file.
         documents[f"{key}:{path.stem}" if key in documents else key] = document
     return documents
@@ -762,6 +809,9 @@ def test_kubernetes_manifests_match_the_api_schemas(manifests: dict[str, dict[st
             "PodDisruptionBudget",
             "PersistentVolumeClaim",
             "Job",
+            "pgbouncer:Deployment",
+            "pgbouncer:Service",
+            "pgbouncer:Secret",
         ]
     )
     assert list(_gateway_api_documents(manifests)) == ["HTTPRoute"]
@@ -811,9 +861,18 @@ def test_uploads_are_shared_by_every_pod(manifests: dict[str, dict[str, Any]]) -
 
 def test_kustomizations_name_existing_files(rendered: dict[str, Path]) -> None:
     root = rendered["kubernetes"] / "deploy/kubernetes"
-    for folder in ("config", "app", "migrate"):
+    for folder in ("config", "app", "migrate", "pgbouncer"):
         kustomization = yaml.safe_load((root / folder / "kustomization.yaml").read_text())
-        for entry in kustomization.get("resources", []) + kustomization.get("components", []):
+        generated = [
+            file
+            for generator in kustomization.get("configMapGenerator", [])
+            for file in generator["files"]
+        ]
+        for entry in [
+            *kustomization.get("resources", []),
+            *kustomization.get("components", []),
+            *generated,
+        ]:
             assert (root / folder / entry).exists(), f"{folder}: {entry} missing"
     config = yaml.safe_load((root / "config/kustomization.yaml").read_text())
     assert "secret.example.yaml" not in config["resources"], "the placeholder is never applied"
@@ -943,3 +1002,32 @@ def test_secret_and_configmap_hold_no_secret_values(manifests: dict[str, dict[st
     # Production refuses to start without a mail server: the user is asked for one.
     assert "REPLACE_ME" in config["SMTP_HOST"]
     assert {"SMTP_USERNAME", "SMTP_PASSWORD"} <= set(manifests["Secret"]["stringData"])
+
+
+def test_pgbouncer_is_an_option_locked_down_like_the_app(
+    rendered: dict[str, Path], manifests: dict[str, dict[str, Any]]
+) -> None:
+    root = rendered["kubernetes"] / "deploy/kubernetes/pgbouncer"
+    deployment = manifests["pgbouncer:Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    _assert_locked_down(pod, "PgBouncer")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = manifests["pgbouncer:Service"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["port"] == 6432
+    assert labels["app.kubernetes.io/component"] == "pgbouncer"
+    app_labels = manifests["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert not manifests["Service"]["spec"]["selector"].items() <= labels.items()
+    assert not service["spec"]["selector"].items() <= app_labels.items()
+    mounted = {volume["name"]: volume for volume in pod["volumes"]}
+    secret = manifests["pgbouncer:Secret"]
+    assert _container(pod)["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
+    assert set(secret["stringData"]) == {"DATABASE_USER", "DATABASE_PASSWORD"}
+    assert all("REPLACE_ME" in value for value in secret["stringData"].values())
+    assert "emptyDir" in mounted["tmp"], "where the entrypoint writes the login file"
+    kustomization = manifests["kustomization:pgbouncer"]
+    assert "secret.example.yaml" not in kustomization["resources"], "never applied"
+    assert mounted["config"]["configMap"]["name"] == kustomization["configMapGenerator"][0]["name"]
+    assert "pool_mode = transaction" in (root / "pgbouncer.ini").read_text().splitlines()
+    assert manifests["ConfigMap"]["data"]["DATABASE_TRANSACTION_POOLING"] == "false"
+    assert manifests["Secret"]["stringData"]["DATABASE_MIGRATION_URL"] == ""

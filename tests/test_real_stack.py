@@ -100,24 +100,6 @@ class Stack:
         return {str(event.get("request_id")): event for event in self.events(container, "request")}
 
 
-def readme_env_block(readme: Path, name: str = "compose-env") -> dict[str, str]:
-    """The settings the generated README tells a user to add to .env before `make up`
-    (`compose-env`), or for one of the stack's options (`compose-env-read-replica`)."""
-    block = re.search(
-        rf"<!-- {name} -->\s*```sh\n(.*?)```\s*<!-- /{name} -->",
-        readme.read_text(),
-        flags=re.S,
-    )
-    assert block, f"the README's .env block {name} is missing"
-    settings = {}
-    for line in block.group(1).splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, _, value = line.partition("=")
-        settings[key.strip()] = value.strip()
-    return settings
-
-
 @pytest.fixture(scope="module")
 def stack(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     docker = containers.engine()
@@ -148,11 +130,11 @@ def stack(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     # Exactly what the README asks for, with this test's mail server and address as the
     # values: clients reach the stack at 127.0.0.1 and a port of this run's.
     settings = {**MAIL_SETTINGS, "PUBLIC_HOST": f"127.0.0.1:{https_port}"}
-    asked = readme_env_block(project / "README.md")
+    asked = containers.readme_env_block(project / "README.md")
     assert set(settings) == set(asked), asked
     # And the README's read replica, so everything below runs with the app reading from
     # the stack's own streaming standby.
-    settings |= readme_env_block(project / "README.md", "compose-env-read-replica")
+    settings |= containers.readme_env_block(project / "README.md", "compose-env-read-replica")
     with (project / ".env").open("a") as env_file:
         env_file.write("".join(f"{key}={value}\n" for key, value in settings.items()))
     ca = containers.self_signed_tls(project / "deploy/nginx/certs", work / "ca")

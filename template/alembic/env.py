@@ -2,7 +2,9 @@
 
 A caller (the test suite, a CLI) may pass an open connection in
 `config.attributes["connection"]`, or a URL via `-x database_url=...` or the
-`sqlalchemy.url` option; otherwise DATABASE_URL from the settings is used.
+`sqlalchemy.url` option; otherwise DATABASE_MIGRATION_URL from the settings is used, or
+DATABASE_URL when that is unset. Statements are prepared as DATABASE_TRANSACTION_POOLING
+says (`app.core.database`), so migrating through a transaction pooler works too.
 """
 
 import asyncio
@@ -14,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import get_settings
+from app.core.database import statement_connect_args
 from app.models import Base
 from app.models.base import UTCDateTime
 
@@ -22,10 +25,12 @@ target_metadata = Base.metadata
 
 
 def database_url() -> str:
+    settings = get_settings()
     return (
         context.get_x_argument(as_dictionary=True).get("database_url")
         or config.get_main_option("sqlalchemy.url")
-        or get_settings().database_url
+        or settings.database_migration_url
+        or settings.database_url
     )
 
 
@@ -51,7 +56,8 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_async_engine(database_url())
+    url = database_url()
+    engine = create_async_engine(url, connect_args=statement_connect_args(get_settings(), url))
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()

@@ -3,14 +3,20 @@
 Everything the service keeps outside the database (deny-lists, one-time tokens,
 cached reads) goes through this interface, so the zero-infrastructure
 development mode and a multi-instance production deployment run the same code.
+
+Redis may be one server, a Sentinel group's primary or a Cluster (`app.core.redis_client`).
+A Cluster spreads keys over hash slots and runs a command only on keys of one slot: reads
+of several keys are split into one command per slot, sent in the same round trip, and
+keys read together name a common hash tag (`hash_tag`) so that they take one command.
 """
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,6 +25,7 @@ from redis.typing import EncodableT
 
 from app.core.auto_pipeline import AutoPipeline
 from app.core.config import Settings
+from app.core.redis_client import RedisClient, close_redis_client, create_redis_client
 from app.core.timeouts import (
     REDIS_ATTEMPTS,
     REDIS_CONNECT_TIMEOUT_SECONDS,
@@ -36,7 +43,7 @@ class Cache(Protocol):
     async def get_many_and_count(
         self, keys: Sequence[str], counter: str, ttl_seconds: int
     ) -> tuple[list[str | None], int]:
-        """Read `keys` (at least one) and increment `counter` in the same round trip.
+        """Read `keys` and increment `counter` in the same round trip.
 
         The counter starts at 1 and expires `ttl_seconds` after its first increment.
         Returns the values and the counter's new value.
@@ -60,12 +67,22 @@ class Cache(Protocol):
     async def close(self) -> None: ...
 
 
-# One command (EVALSHA), so atomic; works on any Redis version (no EXPIRE NX).
+def hash_tag(name: str) -> str:
+    """`name` as a Redis Cluster hash tag: keys that contain the same one (and no `{`
+    before it) are kept in one hash slot, so one command may read them together (Redis
+    Cluster specification, "Hash tags"). One server ignores it."""
+    return "{" + name + "}"
+
+
 # What a failed ping raises: the server refused, timed out or is gone.
 REDIS_UNREACHABLE = (RedisError, OSError)
 
+# One command (EVALSHA), so atomic; works on any Redis version (no EXPIRE NX).
 _GET_MANY_AND_COUNT = """
-local values = redis.call('MGET', unpack(KEYS, 1, #KEYS - 1))
+local values = {}
+if #KEYS > 1 then
+    values = redis.call('MGET', unpack(KEYS, 1, #KEYS - 1))
+end
 local count = redis.call('INCR', KEYS[#KEYS])
 if count == 1 then
     redis.call('EXPIRE', KEYS[#KEYS], ARGV[1])
@@ -80,28 +97,60 @@ _GET_MANY_AND_COUNT_SHA = hashlib.sha1(
 
 
 class RedisCache:
-    def __init__(self, client: Redis, prefix: str = "") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
         # What every request reads (and counts) goes out in one pipeline with the same
         # commands of the other requests in flight; the rarer writes go on their own.
         self._reads = AutoPipeline(client)
+        self._cluster = client if isinstance(client, RedisCluster) else None
 
     async def get(self, key: str) -> str | None:
         # decode_responses=True: the client returns str, which its type hints cannot express.
         return cast(str | None, await self._reads.execute("GET", self.prefix + key))
 
     async def get_many(self, *keys: str) -> list[str | None]:
-        prefix = self.prefix
-        values = await self._reads.execute("MGET", *(prefix + key for key in keys))
-        return cast(list[str | None], values)
+        return await self._get_names([self.prefix + key for key in keys])
 
     async def get_many_and_count(
         self, keys: Sequence[str], counter: str, ttl_seconds: int
     ) -> tuple[list[str | None], int]:
-        prefix = self.prefix
-        names = [*(prefix + key for key in keys), prefix + counter]
-        arguments: list[EncodableT] = [len(names), *names, ttl_seconds]
+        names = [self.prefix + key for key in keys]
+        counted = self.prefix + counter
+        if self._cluster is None:
+            return await self._count(names, counted, ttl_seconds)
+        # The script takes the keys of the counter's slot; the others are read beside it.
+        slot = self._cluster.keyslot(counted)
+        beside = [index for index, name in enumerate(names) if self._cluster.keyslot(name) != slot]
+        along = [index for index in range(len(names)) if index not in beside]
+        (read_along, count), read_beside = await asyncio.gather(
+            self._count([names[index] for index in along], counted, ttl_seconds),
+            self._get_names([names[index] for index in beside]),
+        )
+        return _in_order(len(names), [(along, read_along), (beside, read_beside)]), count
+
+    async def _get_names(self, names: list[str]) -> list[str | None]:
+        """The values of the keys `names` (prefixed): one MGET, or on a Cluster one per
+        hash slot, queued together."""
+        if not names:
+            return []
+        if self._cluster is None:
+            return cast(list[str | None], await self._reads.execute("MGET", *names))
+        by_slot: dict[int, list[int]] = {}
+        for index, name in enumerate(names):
+            by_slot.setdefault(self._cluster.keyslot(name), []).append(index)
+        replies = await asyncio.gather(
+            *(
+                self._reads.queue("MGET", *(names[index] for index in indexes))
+                for indexes in by_slot.values()
+            )
+        )
+        return _in_order(len(names), list(zip(by_slot.values(), replies, strict=True)))
+
+    async def _count(
+        self, names: list[str], counted: str, ttl_seconds: int
+    ) -> tuple[list[str | None], int]:
+        arguments: list[EncodableT] = [len(names) + 1, *names, counted, ttl_seconds]
         try:
             replies = await self._reads.execute("EVALSHA", _GET_MANY_AND_COUNT_SHA, *arguments)
         except NoScriptError:  # a new or restarted server: EVAL runs and caches the script
@@ -131,7 +180,17 @@ class RedisCache:
             return False
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await close_redis_client(self.client)
+
+
+def _in_order(size: int, groups: list[tuple[list[int], list[str | None]]]) -> list[str | None]:
+    """Values read in groups, back in the order of their keys: each group pairs the
+    indexes of its keys with their values."""
+    values: list[str | None] = [None] * size
+    for indexes, read in groups:
+        for index, value in zip(indexes, read, strict=True):
+            values[index] = value
+    return values
 
 
 class MemoryCache:
@@ -195,7 +254,7 @@ class MemoryCache:
 def create_cache(settings: Settings) -> Cache:
     if not settings.redis_url:
         return MemoryCache()
-    client = Redis.from_url(
+    client = create_redis_client(
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
@@ -203,6 +262,9 @@ def create_cache(settings: Settings) -> Cache:
         health_check_interval=30,
         # Every pooled connection dies with a Redis restart: each would fail one request
         # with a 503 after Redis is back, so a dead one is replaced and the command resent.
+        # A Cluster client takes this as its own retry policy (its default retries three
+        # times with backoff, past the timeout budget); a Sentinel group's primary client
+        # asks the sentinels again before the resend.
         retry=Retry(NoBackoff(), REDIS_ATTEMPTS - 1, supported_errors=(RedisConnectionError,)),
     )
     return RedisCache(client, prefix=settings.cache_key_prefix)

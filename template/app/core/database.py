@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no type information published
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
@@ -47,6 +47,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "timeout": settings.database_connect_timeout_seconds,
             "command_timeout": settings.database_statement_timeout_seconds,
+            **statement_connect_args(settings, settings.database_url),
         },
     )
     report_unreachable_as_operational(engine)
@@ -77,6 +78,7 @@ def create_replica_engine(settings: Settings, url: str) -> AsyncEngine:
         connect_args={
             "timeout": settings.database_replica_connect_timeout_seconds,
             "command_timeout": settings.database_replica_statement_timeout_seconds,
+            **statement_connect_args(settings, url),
         },
     )
     report_unreachable_as_operational(engine)
@@ -86,7 +88,9 @@ def create_replica_engine(settings: Settings, url: str) -> AsyncEngine:
     return engine
 
 
-def create_probe_engine(url: str, connect_timeout_seconds: float) -> AsyncEngine:
+def create_probe_engine(
+    settings: Settings, url: str, connect_timeout_seconds: float
+) -> AsyncEngine:
     """One pooled connection to `url`, for the replica checks (`app.core.replicas`): kept
     apart from the request pools, so a check never waits behind requests for a
     connection, nor requests behind it."""
@@ -95,11 +99,42 @@ def create_probe_engine(url: str, connect_timeout_seconds: float) -> AsyncEngine
         pool_size=1,
         max_overflow=0,
         pool_timeout=connect_timeout_seconds,
-        connect_args={"timeout": connect_timeout_seconds},
+        connect_args={"timeout": connect_timeout_seconds, **statement_connect_args(settings, url)},
     )
     report_unreachable_as_operational(engine)
     replace_closed_on_checkout(engine)
     return engine
+
+
+def _unnamed_statement() -> str:
+    return ""  # PostgreSQL's unnamed statement: the next one prepared replaces it
+
+
+# Behind a connection pooler in transaction mode (PgBouncer's `pool_mode = transaction`),
+# each transaction may run on another server connection, and each server connection
+# serves many clients in turn. A named prepared statement outlives its transaction: the
+# next client there prepares one of the same name (asyncpg numbers them per connection,
+# `__asyncpg_stmt_1__`, ...) and fails with DuplicatePreparedStatementError, or a cached
+# one is missing on the server connection its next transaction gets. Uniquely named ones
+# (SQLAlchemy's `prepared_statement_name_func` recipe) work but pile up on the server
+# connections until the pooler closes them. So: no statement cache, asyncpg's or
+# SQLAlchemy's, and every statement the unnamed one, prepared and run in the same
+# transaction (SQLAlchemy's asyncpg dialect always opens one first) and gone with it.
+TRANSACTION_POOLING_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's, of the statements it prepares itself
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's
+    "prepared_statement_name_func": _unnamed_statement,
+}
+
+
+def statement_connect_args(settings: Settings, url: str) -> dict[str, Any]:
+    """The connect arguments for statements on `url` that DATABASE_TRANSACTION_POOLING asks
+    for: `TRANSACTION_POOLING_CONNECT_ARGS` when it is on and `url` is PostgreSQL (asyncpg),
+    none otherwise (named, cached statements: SQLAlchemy measures them 10% or more faster).
+    """
+    if settings.database_transaction_pooling and make_url(url).get_driver_name() == "asyncpg":
+        return dict(TRANSACTION_POOLING_CONNECT_ARGS)
+    return {}
 
 
 # Connecting failed because the server cannot be reached or is not taking connections

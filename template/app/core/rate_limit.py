@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import (
+    MemoryStorage,
+    RedisClusterStorage,
+    RedisSentinelStorage,
+    RedisStorage,
+    Storage,
+)
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from app.core.config import Settings
+from app.core.redis_client import parse_redis_url
 from app.core.timeouts import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 from app.exceptions import TooManyRequestsException
 
@@ -42,13 +49,20 @@ class RateLimiter:
         await self._limiter.clear(parse(limit), *identifiers)
 
 
-# redis-py's URL schemes -> the `limits` scheme of the same connection (limits strips
-# its prefix again and hands the rest of the URL to redis-py untouched).
-_LIMITS_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+# REDIS_URL's schemes (`app.core.redis_client`) -> the `limits` scheme of the same Redis
+# (limits strips its prefix again and hands the rest of the URL to redis-py untouched;
+# its Sentinel and Cluster forms are REDIS_URL's).
+_LIMITS_SCHEMES = {
+    "redis": "async+redis",
+    "rediss": "async+rediss",
+    "unix": "async+redis+unix",
+    "redis+sentinel": "async+redis+sentinel",
+    "redis+cluster": "async+redis+cluster",
+}
 
 
 def limits_storage_url(redis_url: str) -> str:
-    """`redis_url` (any form redis-py accepts, validated by Settings) as a `limits` URL:
+    """`redis_url` (a form REDIS_URL accepts, validated by Settings) as a `limits` URL:
     only the scheme changes, so a socket path or query string stays as written."""
     scheme, separator, rest = redis_url.partition("://")
     return f"{_LIMITS_SCHEMES[scheme.lower()]}{separator}{rest}"
@@ -57,14 +71,39 @@ def limits_storage_url(redis_url: str) -> str:
 def create_rate_limiter(settings: Settings) -> RateLimiter:
     if not settings.redis_url:
         return RateLimiter(MemoryStorage())
-    storage = RedisStorage(
-        limits_storage_url(settings.redis_url),
-        implementation="redispy",
-        key_prefix=f"{settings.cache_key_prefix}ratelimit",
-        # Without these redis-py waits for ever (app/core/timeouts.py).
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-    )
+    url = limits_storage_url(settings.redis_url)
+    prefix = f"{settings.cache_key_prefix}ratelimit"
+    # Without these redis-py waits for ever (app/core/timeouts.py).
+    connect, read = REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
+    storage: RedisStorage
+    match parse_redis_url(settings.redis_url).topology:
+        case "sentinel":
+            storage = RedisSentinelStorage(
+                url,
+                implementation="redispy",
+                key_prefix=prefix,
+                # Counts are read from the primary only: a replica lags, or is the one gone.
+                use_replicas=False,
+                sentinel_kwargs={"socket_connect_timeout": connect, "socket_timeout": read},
+                socket_connect_timeout=connect,
+                socket_timeout=read,
+            )
+        case "cluster":
+            storage = RedisClusterStorage(
+                url,
+                implementation="redispy",
+                key_prefix=prefix,
+                socket_connect_timeout=connect,
+                socket_timeout=read,
+            )
+        case "server":
+            storage = RedisStorage(
+                url,
+                implementation="redispy",
+                key_prefix=prefix,
+                socket_connect_timeout=connect,
+                socket_timeout=read,
+            )
     return RateLimiter(storage)
 
 

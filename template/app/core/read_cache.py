@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
-from app.core.cache import Cache
+from app.core.cache import Cache, hash_tag
 from app.core.replicas import ReadSource
 
 # `str`, or `str | None` for reads that may find nothing.
@@ -83,10 +83,12 @@ class ReadCache:
     async def _new_generation(self, generation_key: str) -> None:
         await self.cache.set(generation_key, uuid.uuid4().hex, GENERATION_TTL_SECONDS)
 
+    # A key's generation and entry are tagged with the key: on a Redis Cluster they are
+    # read in one command, and the namespace's generation in another beside it.
     def _generation_key(self, key: str | None) -> str:
         # None: the namespace's own generation.
-        suffix = "" if key is None else f":{key}"
+        suffix = "" if key is None else f":{hash_tag(key)}"
         return f"reads:{self.namespace}:generation{suffix}"
 
     def _entry_key(self, key: str) -> str:
-        return f"reads:{self.namespace}:entry:{key}"
+        return f"reads:{self.namespace}:entry:{hash_tag(key)}"

@@ -274,7 +274,9 @@ class Replica:
         self.name = f"{host}:{port}/{database}"
         self.engine = create_replica_engine(settings, url)
         self.sessions = create_read_session_factory(self.engine, ReplicaSession)
-        self.probe = create_probe_engine(url, settings.database_replica_connect_timeout_seconds)
+        self.probe = create_probe_engine(
+            settings, url, settings.database_replica_connect_timeout_seconds
+        )
         self.state: ReplicaState = "down"  # until the first check says otherwise
         self.lag_seconds: float | None = None
         self.problem: str | None = "not checked yet"
@@ -314,7 +316,7 @@ class ReplicaSet:
         self.check_timeout_seconds = settings.database_replica_connect_timeout_seconds
         self.failover_window_seconds = replica_failover_window(settings)
         self._primary_probe = (
-            create_probe_engine(settings.database_url, self.check_timeout_seconds)
+            create_probe_engine(settings, settings.database_url, self.check_timeout_seconds)
             if self.replicas
             else None
         )

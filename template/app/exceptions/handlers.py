@@ -16,7 +16,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
-from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ClusterError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -141,6 +148,17 @@ def unavailable_handler(
     return handle_unavailable
 
 
+def _cluster_unreachable(exc: Exception) -> bool:
+    """Whether a Redis Cluster error means nodes are out of reach: none answered (the
+    last one's error is the cause) or none serves a key's slot."""
+    if isinstance(exc, SlotNotCoveredError):
+        return True
+    cause = exc.__cause__
+    return isinstance(cause, RedisConnectionError | RedisTimeoutError | OSError) and not isinstance(
+        cause, AuthenticationError | AuthorizationError
+    )
+
+
 def register_exception_handlers(app: FastAPI, *, challenge: str) -> None:
     """Answer every error in the common shape; `challenge` is the `WWW-Authenticate`
     value of a 401, which depends on how the token travels (`app.routes.token_transport`)."""
@@ -168,3 +186,16 @@ def register_exception_handlers(app: FastAPI, *, challenge: str) -> None:
     cache_unavailable = unavailable_handler("cache", (AuthenticationError, AuthorizationError))
     for cache_error in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(cache_error, cache_unavailable)
+
+    # A Redis Cluster that is electing a primary or moving slots (ClusterDownError,
+    # TryAgainError), or has no reachable node, or none serving a slot: redis-py raises
+    # these outside the ConnectionError family. No node reachable names why: a refused
+    # password is raised again (a 500), like any other cluster error (a URL that names
+    # a server without cluster mode, say).
+    async def handle_cluster_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, ClusterError | TryAgainError) or _cluster_unreachable(exc):
+            return await cache_unavailable(request, exc)
+        raise exc
+
+    for cluster_error in (ClusterError, TryAgainError, RedisClusterException):
+        app.add_exception_handler(cluster_error, handle_cluster_error)

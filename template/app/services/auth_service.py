@@ -32,6 +32,7 @@ from typing import cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import hash_tag
 from app.core.rate_limit import RequestWindow, RouteLimit
 from app.core.replicas import writer_mark_key
 from app.core.resources import Resources
@@ -79,6 +80,15 @@ def digest(secret: str) -> str:
 def known_client_key(account: str, address: str) -> str:
     """Marks a client address the account logged in from (see `_count_credential_attempt`)."""
     return f"auth:known-client:{digest(f'{account} {address}')}"
+
+
+def rate_limit_caller(user_id: uuid.UUID | None, client_address: str | None) -> str:
+    """Whom a request is counted against: the user when the token is valid, else the
+    client address. Its id is the counters' hash tag: on a Redis Cluster the counters
+    share a slot with each other and with the user's snapshot, so one script reads them."""
+    if user_id is not None:
+        return f"user:{hash_tag(str(user_id))}"
+    return f"ip:{hash_tag(client_address or 'unknown')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,10 +425,9 @@ class AuthService:
         settings = self.settings
         if not settings.rate_limit_enabled:
             return None
-        if token is not None:
-            caller, limit = f"user:{token.user_id}", settings.rate_limit_per_user
-        else:
-            caller, limit = f"ip:{client_address or 'unknown'}", settings.rate_limit_per_ip
+        user_id = token.user_id if token is not None else None
+        caller = rate_limit_caller(user_id, client_address)
+        limit = settings.rate_limit_per_user if token is not None else settings.rate_limit_per_ip
         if route is not None:
             caller, limit = f"{route.bucket}:{caller}", route.limit
         return RequestWindow.at(limit, caller, time.time())

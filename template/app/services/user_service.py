@@ -8,7 +8,7 @@ from sqlalchemy import and_, distinct, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.core.cache import Cache
+from app.core.cache import Cache, hash_tag
 from app.core.rbac import split_permission
 from app.core.security import PasswordHasher
 from app.exceptions import ConflictException, NotFoundException, UnauthorizedException
@@ -91,7 +91,8 @@ def normalize_email(email: str) -> str:
 
 
 def user_snapshot_key(user_id: uuid.UUID) -> str:
-    return f"auth:user:{user_id}"
+    # Tagged with the user: on a Redis Cluster, in the hash slot of their request counters.
+    return f"auth:user:{hash_tag(str(user_id))}"
 
 
 def cached_snapshot(cached: str | None, permissions_version: str | None) -> UserSnapshot | None:

@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
+from redis.asyncio.cluster import ClusterNode
 from taskiq import AsyncBroker, InMemoryBroker, TaskiqDepends, TaskiqScheduler, TaskiqState
 from taskiq.api import run_scheduler_task
 from taskiq.schedule_sources import LabelScheduleSource
-from taskiq_redis import RedisStreamBroker
+from taskiq_redis import RedisStreamBroker, RedisStreamClusterBroker, RedisStreamSentinelBroker
 
 from app.core.config import Settings
+from app.core.redis_client import parse_redis_url
 from app.models.outbox import OutboxStatus
 from app.services.outbox_service import Handout
 from app.worker import jobs
@@ -47,14 +49,7 @@ def create_broker(settings: Settings) -> AsyncBroker:
         # Awaited where it is sent: after a response (a background task), or in a test.
         broker = InMemoryBroker(await_inplace=True)
     else:
-        broker = RedisStreamBroker(
-            settings.redis_url,
-            queue_name=settings.jobs_queue,
-            consumer_group_name=settings.jobs_queue,
-            # A job a dead worker left unacknowledged goes to another after this long.
-            idle_timeout=settings.outbox_lease_seconds * 1000,
-            unacknowledged_lock_timeout=settings.outbox_lease_seconds,
-        )
+        broker = _stream_broker(settings, settings.redis_url)
 
     async def relay_outbox(state: TaskiqState = TaskiqDepends()) -> int:
         async def enqueue(handout: Handout) -> None:
@@ -92,6 +87,46 @@ def create_broker(settings: Settings) -> AsyncBroker:
             schedule=[{"interval": settings.maintenance_interval_seconds, "schedule_id": name}],
         )
     return broker
+
+
+def _stream_broker(settings: Settings, redis_url: str) -> AsyncBroker:
+    """A broker on a Redis stream of the Redis that REDIS_URL names: one server, a
+    Sentinel group's primary or a Cluster (`app.core.redis_client`).
+
+    On one server a job that a dead worker left unacknowledged goes to another after
+    OUTBOX_LEASE_SECONDS. taskiq's Sentinel and Cluster stream brokers do not claim such
+    jobs; the outbox hands the message out again once its lease ends, so no email is lost
+    on those either (docs/background-work.md)."""
+    target = parse_redis_url(redis_url)
+    queue, username, password = settings.jobs_queue, target.username, target.password
+    if target.topology == "sentinel":
+        return RedisStreamSentinelBroker(
+            list(target.nodes),
+            target.service_name,
+            queue_name=queue,
+            consumer_group_name=queue,
+            sentinel_kwargs={"username": username, "password": password},
+            username=username,
+            password=password,
+        )
+    if target.topology == "cluster":
+        host, port = target.nodes[0]
+        return RedisStreamClusterBroker(
+            f"redis://{host}:{port}",
+            queue_name=queue,
+            consumer_group_name=queue,
+            startup_nodes=[ClusterNode(node, node_port) for node, node_port in target.nodes],
+            username=username,
+            password=password,
+        )
+    return RedisStreamBroker(
+        redis_url,
+        queue_name=queue,
+        consumer_group_name=queue,
+        # A job a dead worker left unacknowledged goes to another after this long.
+        idle_timeout=settings.outbox_lease_seconds * 1000,
+        unacknowledged_lock_timeout=settings.outbox_lease_seconds,
+    )
 
 
 def _in_context(job: Callable[[JobContext], Awaitable[int]]) -> Callable[..., Awaitable[int]]:

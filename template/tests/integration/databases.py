@@ -9,14 +9,14 @@ from pathlib import Path
 
 from alembic.config import Config
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+
+from tests.helpers import server_engine
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _admin(server_url: str, statement: str) -> None:
-    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    engine = server_engine(server_url, isolation_level="AUTOCOMMIT")
     async with engine.connect() as connection:
         await connection.execute(text(statement))
     await engine.dispose()

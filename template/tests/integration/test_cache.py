@@ -1,6 +1,6 @@
 """The cache the app actually uses: Redis with TEST_REDIS_URL, the in-process one otherwise."""
 
-from app.core.cache import MemoryCache, RedisCache
+from app.core.cache import MemoryCache, RedisCache, hash_tag
 from app.core.resources import Resources
 
 
@@ -66,3 +66,24 @@ async def test_get_many_and_count_reads_and_counts_in_one_round_trip(
     assert second == ([None], 2)
     if isinstance(cache, RedisCache):  # the expiry is set by the first count only
         assert 0 < await cache.client.ttl(cache.prefix + "counter") <= 60
+
+
+async def test_keys_of_many_hash_slots_read_together_come_back_in_order(
+    resources: Resources,
+) -> None:
+    """On a Redis Cluster these keys are in as many hash slots, on every node: each read
+    is split into one command per slot, and every value comes back in its key's place."""
+    cache = resources.cache
+    keys = [f"spread-{n}" for n in range(12)]
+    for n in range(0, 12, 2):
+        await cache.set(keys[n], f"value {n}")
+    expected = [f"value {n}" if n % 2 == 0 else None for n in range(12)]
+    tag = hash_tag("caller")
+
+    values = await cache.get_many(*keys)
+    counted = await cache.get_many_and_count([*keys, f"previous:{tag}"], f"current:{tag}", 60)
+    apart = await cache.get_many_and_count(keys, "counter elsewhere", 60)
+
+    assert values == expected
+    assert counted == ([*expected, None], 1)
+    assert apart == (expected, 1)

@@ -7,16 +7,19 @@ import os
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.core.database import create_engine
+from tests.helpers import direct_connection_only, server_engine
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("TEST_DATABASE_URL"),
-    reason="connection pooling is PostgreSQL's (set TEST_DATABASE_URL)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.environ.get("TEST_DATABASE_URL"),
+        reason="connection pooling is PostgreSQL's (set TEST_DATABASE_URL)",
+    ),
+    direct_connection_only,
+]
 
 
 def _one_connection_pool(settings: Settings, ping_after_idle_seconds: float) -> AsyncEngine:
@@ -38,7 +41,7 @@ async def _server_process(engine: AsyncEngine) -> int:
 
 
 async def _terminate(settings: Settings, pid: int) -> None:
-    admin = create_async_engine(settings.database_url, poolclass=NullPool)
+    admin = server_engine(settings.database_url)
     try:
         async with admin.connect() as connection:
             await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})

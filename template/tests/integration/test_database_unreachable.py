@@ -12,13 +12,11 @@ from typing import cast
 import httpx
 import pytest
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
-from tests.helpers import API, error_of
+from tests.helpers import API, direct_connection_only, error_of, server_engine
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"),
@@ -65,6 +63,7 @@ async def test_a_database_that_cannot_be_reached_is_a_503_to_retry(
         _unavailable(await client.post(f"{API}/auth/login", json=LOGIN))
 
 
+@direct_connection_only
 async def test_a_terminated_server_process_is_a_503_then_the_pool_recovers(
     settings: Settings, resources: Resources
 ) -> None:
@@ -79,7 +78,7 @@ async def test_a_terminated_server_process_is_a_503_then_the_pool_recovers(
         assert (await client.post(f"{API}/auth/login", json=LOGIN)).status_code == 401
         async with instance.engine.connect() as pooled:  # the pool's one connection
             pid = (await pooled.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        admin = create_async_engine(settings.database_url, poolclass=NullPool)
+        admin = server_engine(settings.database_url)
         try:
             async with admin.connect() as connection:
                 await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})

@@ -24,14 +24,13 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from app.cli import main
+from app.core.config import get_settings
 from app.core.rbac import DEFAULT_ROLES
 from app.models import Action, Base, Feature, Permission, Role, role_permissions, user_roles
 from app.models.base import utcnow
-from tests.helpers import build_settings
+from tests.helpers import build_settings, server_engine
 from tests.integration.databases import alembic_config, empty_database
 
 
@@ -43,7 +42,7 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
 
 def table_names(database_url: str) -> set[str]:
     async def read() -> set[str]:
-        engine = create_async_engine(database_url, poolclass=NullPool)
+        engine = server_engine(database_url)
         async with engine.connect() as connection:
 
             def names(sync_connection: Connection) -> set[str]:
@@ -68,6 +67,25 @@ def test_models_match_migrations(empty_database_url: str) -> None:
     command.check(config)
 
 
+def test_alembic_connects_to_database_migration_url_when_set(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATABASE_MIGRATION_URL (PostgreSQL itself, past a pooler) wins over DATABASE_URL."""
+    app_database = tmp_path / "app.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{app_database}")
+    monkeypatch.setenv("DATABASE_MIGRATION_URL", empty_database_url)
+    config = alembic_config(empty_database_url)
+    config.remove_main_option("sqlalchemy.url")  # what `alembic upgrade head` runs with
+    get_settings.cache_clear()
+    try:
+        command.upgrade(config, "head")
+    finally:
+        get_settings.cache_clear()
+
+    assert set(Base.metadata.tables) <= table_names(empty_database_url)
+    assert not app_database.exists()
+
+
 def test_downgrade_to_base_removes_everything(empty_database_url: str) -> None:
     config = alembic_config(empty_database_url)
     command.upgrade(config, "head")
@@ -78,7 +96,7 @@ def test_downgrade_to_base_removes_everything(empty_database_url: str) -> None:
 
 
 async def _run(database_url: str, statement: Executable) -> list[Any]:
-    engine = create_async_engine(database_url, poolclass=NullPool)
+    engine = server_engine(database_url)
     async with engine.begin() as connection:
         result = await connection.execute(statement)
         rows = list(result.scalars()) if result.returns_rows else []
@@ -95,7 +113,7 @@ def _grants(database_url: str) -> dict[str, set[str]]:
     """Each role's permissions, as names, read straight from the tables."""
 
     async def read() -> dict[str, set[str]]:
-        engine = create_async_engine(database_url, poolclass=NullPool)
+        engine = server_engine(database_url)
         async with engine.connect() as connection:
             rows = await connection.execute(
                 select(Role.name, Feature.name, Action.name)

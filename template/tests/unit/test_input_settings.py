@@ -2,9 +2,12 @@
 
 import pytest
 from pydantic import ValidationError
+from redis.asyncio import Redis, RedisCluster
 
+from app.core.cache import RedisCache, create_cache
 from app.core.config import Settings, SettingsError, get_settings
 from app.core.rate_limit import create_rate_limiter, limits_storage_url
+from app.core.redis_client import RedisClient, parse_redis_url
 
 
 @pytest.mark.parametrize(
@@ -68,6 +71,14 @@ def test_well_formed_cors_origins_are_accepted() -> None:
             "redis://cache:6379/0?client_name=svc://api",
             "async+redis://cache:6379/0?client_name=svc://api",
         ),
+        (
+            "redis+sentinel://:secret@sentinel-1:26379,sentinel-2:26379/primary",
+            "async+redis+sentinel://:secret@sentinel-1:26379,sentinel-2:26379/primary",
+        ),
+        (
+            "redis+cluster://node-1:6379,node-2:6379",
+            "async+redis+cluster://node-1:6379,node-2:6379",
+        ),
     ],
 )
 def test_every_redis_url_form_is_accepted_and_kept_for_the_rate_limiter(
@@ -101,6 +112,25 @@ def test_a_redis_url_redis_py_cannot_use_is_refused(redis_url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("redis_url", "why"),
+    [
+        ("localhost:6379", "scheme"),
+        ("http://cache:6379/0", "scheme"),
+        ("redis+sentinel://sentinel-1:26379", "service name"),
+        ("redis+sentinel://sentinel-1:26379/a/b", "service name"),
+        ("redis+sentinel://sentinel-1/primary", "is not host:port"),
+        ("redis+cluster://node-1:6379/0", "no path"),
+        ("redis+cluster://node-1:6379,node-2:port", "no valid port"),
+        ("redis+cluster://node-1:6379?ssl=true", "no query string"),
+        ("redis+cluster://node-1:0", "is not host:port"),
+    ],
+)
+def test_a_redis_url_the_clients_cannot_use_is_refused(redis_url: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=f"REDIS_URL is not a Redis URL.*{why}"):
+        Settings(_env_file=None, redis_url=redis_url)
+
+
+@pytest.mark.parametrize(
     "origins",
     [
         ["https://a .com"],
@@ -115,6 +145,36 @@ def test_a_redis_url_redis_py_cannot_use_is_refused(redis_url: str) -> None:
 def test_cors_origins_a_browser_never_sends_are_refused(origins: list[str]) -> None:
     with pytest.raises(ValidationError, match="CORS"):
         Settings(_env_file=None, cors_origins=origins)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "kind"),
+    [
+        ("redis://cache:6379/0", Redis),
+        ("redis+sentinel://user:p%40ss@sentinel-1:26379,sentinel-2:26379/primary", Redis),
+        ("redis+cluster://node-1:6379,node-2:6379", RedisCluster),
+    ],
+)
+async def test_each_redis_url_form_gets_its_kind_of_client(
+    redis_url: str, kind: type[RedisClient]
+) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_url)
+
+    cache = create_cache(settings)  # no connection is opened before the first command
+    create_rate_limiter(settings)
+
+    assert isinstance(cache, RedisCache)
+    assert type(cache.client) is kind
+    await cache.close()
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_login() -> None:
+    target = parse_redis_url("redis+sentinel://user:p%40ss@sentinel-1:26379,[::1]:26380/primary")
+
+    assert target.topology == "sentinel"
+    assert target.nodes == (("sentinel-1", 26379), ("::1", 26380))
+    assert target.service_name == "primary"
+    assert (target.username, target.password) == ("user", "p@ss")
 
 
 def test_the_rate_limiter_starts_on_a_unix_socket_url() -> None:
