@@ -24,10 +24,10 @@ import httpx
 import pytest
 from fastapi import BackgroundTasks
 from pydantic import SecretStr
-from redis.asyncio import Redis
 from sqlalchemy import select
 
 from app.core.config import Settings
+from app.core.redis_client import close_redis_client, create_redis_client
 from app.core.resources import Resources
 from app.models.auth_session import AuthSession
 from app.models.base import utcnow
@@ -77,9 +77,10 @@ async def worker_settings(resources: Resources) -> AsyncIterator[Settings]:
         }
     )
     yield settings
-    redis = Redis.from_url(os.environ["TEST_REDIS_URL"])
-    await redis.delete(queue, f"autoclaim:{queue}:{queue}")
-    await redis.aclose()
+    redis = create_redis_client(os.environ["TEST_REDIS_URL"])
+    for key in (queue, f"autoclaim:{queue}:{queue}"):  # in two slots of a Cluster
+        await redis.delete(key)
+    await close_redis_client(redis)
 
 
 @pytest.fixture
