@@ -488,7 +488,8 @@ class AuthService:
         counted against the account overall (OWASP Authentication Cheat Sheet, "device
         cookies", keyed here by address): guesses from many addresses can use that
         budget up for new clients, never for the owner's known ones, which stay bound by
-        the account+client limit. See docs/security-model.md for the trade-off.
+        the account+client limit (README.md, "Rate limits"; the trade-off is in the
+        template's docs/security-model.md).
         """
         settings, address = self.settings, client.ip_address
         account = normalize_email(email)
