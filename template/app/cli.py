@@ -8,6 +8,8 @@ python -m app.cli create-admin --email ops@example.com
 python -m app.cli outbox status | outbox dead | outbox retry (ID ... | --all)
     The email outbox: pending and dead counts; the dead-lettered messages with their
     last error; a fresh retry budget for the given dead messages, or every one.
+
+A database that cannot be reached is one line on stderr and exit status 1.
 """
 
 import argparse
@@ -16,9 +18,12 @@ import getpass
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.core.config import Settings, get_settings
 from app.core.rbac import ADMIN_ROLE
@@ -55,15 +60,38 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = settings or get_settings()
+    try:
+        return _run(parser, args, settings)
+    except DBAPIError as error:
+        # One line, not a traceback (an operator's command, not a bug report).
+        print(f"error: {_database_problem(error, settings)}", file=sys.stderr)
+        return 1
+
+
+def _database_problem(error: DBAPIError, settings: Settings) -> str:
+    """`error` in one line, never with the password of DATABASE_URL. Unreachable (down,
+    refused, unknown host, refused login) is an `OperationalError` or a bare DB-API
+    error raised while connecting (app.core.database)."""
+    lines = str(error.orig if error.orig is not None else error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
+    if password := make_url(settings.database_url).password:
+        reason = reason.replace(password, "***")
+    if isinstance(error, OperationalError | InterfaceError) or type(error) is DBAPIError:
+        return f"cannot reach the database: {reason}"
+    return f"the database refused the command: {reason}"
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "seed":
-        return asyncio.run(_seed(settings))
+        return _run_async(_seed(settings))
     if args.command == "outbox":
         ids: list[uuid.UUID] | None = None
         if args.action == "retry":
             if bool(args.ids) == args.all:
                 parser.error("outbox retry: give the ids of dead messages, or --all")
-            ids = None if args.all else args.ids
-        return asyncio.run(_outbox(settings, args.action, ids))
+            # An id given twice is retried once (and counted once).
+            ids = None if args.all else list(dict.fromkeys(args.ids))
+        return _run_async(_outbox(settings, args.action, ids))
     password = _read_password(parser, args.password_stdin)
     if reason := PasswordPolicy.from_settings(settings).problem(password, email=args.email):
         parser.error(f"password refused: {reason}")
@@ -73,7 +101,20 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         parser.error(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         )
-    return asyncio.run(_create_admin(settings, data))
+    return _run_async(_create_admin(settings, data))
+
+
+def _run_async(command: Coroutine[Any, Any, int]) -> int:
+    async def settled() -> int:
+        try:
+            return await command
+        except DBAPIError:
+            # aiosqlite stops its thread after a failed connect without waiting for it:
+            # a moment for it to finish, or it reports to a closed loop (a traceback).
+            await asyncio.sleep(0.1)
+            raise
+
+    return asyncio.run(settled())
 
 
 def _read_password(parser: argparse.ArgumentParser, from_stdin: bool) -> str:

@@ -10,6 +10,9 @@ change that causes it: a rolled-back registration leaves no message behind. Afte
    twice, or late, finds the count moved and does nothing), sends through the email
    provider, and records the outcome: sent (bodies erased), a failure to retry after an
    exponential backoff with full jitter, or dead once `outbox_max_attempts` are spent;
+   an attempt that never reports (its worker died, or it outlived its lease) counts
+   too: once the last one's lease ends without an outcome, the relay dead-letters the
+   message instead of handing it out again (`UNFINISHED_ATTEMPTS_ERROR`);
 3. an operator lists dead messages and retries them (`python -m app.cli outbox`).
 
 The guarantee is at-least-once: a worker killed after the mail server accepted a
@@ -42,6 +45,10 @@ logger = structlog.stdlib.get_logger(__name__)
 
 # What a failure leaves in `last_error`: enough to diagnose, never a whole page.
 MAX_ERROR_LENGTH = 1000
+# The `last_error` of a message whose every attempt was made and the last one never
+# reported: a message that kills its worker (or always outlives its lease) would be
+# retried forever otherwise.
+UNFINISHED_ATTEMPTS_ERROR = "attempts used up without an outcome"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +123,21 @@ class OutboxService:
         relay has locked, SQLite runs one writer at a time.
         """
         now = utcnow()
+        await self._dead_letter_unfinished(db, now)
         due = (
             select(OutboxMessage.id)
-            .where(*self._due(now))
+            .where(*self._due(now), self._attempts_left())
             .order_by(OutboxMessage.next_attempt_at)
             .limit(limit or self.settings.outbox_relay_batch_size)
             .with_for_update(skip_locked=True)
         )
         claimed = await db.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due.scalar_subquery()), *self._due(now))
+            .where(
+                OutboxMessage.id.in_(due.scalar_subquery()),
+                *self._due(now),
+                self._attempts_left(),
+            )
             .values(next_attempt_at=now + self.lease)
             .returning(OutboxMessage.id, OutboxMessage.attempts)
             .execution_options(synchronize_session=False)
@@ -133,6 +145,35 @@ class OutboxService:
         handouts = [Handout(message_id, attempts) for message_id, attempts in claimed.all()]
         await db.commit()
         return handouts
+
+    async def _dead_letter_unfinished(self, db: AsyncSession, now: datetime) -> None:
+        """Dead-letter the due messages whose attempts are all spent: the last attempt's
+        lease ended and it never recorded an outcome (`_record` dead-letters those that
+        reported a failure)."""
+        maximum = self.settings.outbox_max_attempts
+        dead = await db.execute(
+            update(OutboxMessage)
+            .where(*self._due(now), OutboxMessage.attempts >= maximum)
+            .values(
+                status=OutboxStatus.DEAD,
+                last_error=f"{UNFINISHED_ATTEMPTS_ERROR} ({maximum} attempts, the last"
+                " one's worker died or outlived its lease)",
+                locked_until=None,
+            )
+            .returning(OutboxMessage.id, OutboxMessage.template, OutboxMessage.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        for message_id, template, attempts in dead.all():
+            OUTBOX_OUTCOMES.labels(outcome="dead").inc()
+            logger.error(
+                "email_dead_lettered_without_outcome",
+                template=template,
+                message_id=str(message_id),
+                attempts=attempts,
+            )
+
+    def _attempts_left(self) -> ColumnElement[bool]:
+        return OutboxMessage.attempts < self.settings.outbox_max_attempts
 
     @staticmethod
     def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -193,6 +234,7 @@ class OutboxService:
                 OutboxMessage.id == handout.message_id,
                 OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.attempts == handout.attempt,
+                self._attempts_left(),
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
             )
             .values(attempts=OutboxMessage.attempts + 1, locked_until=now + self.lease)

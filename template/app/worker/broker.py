@@ -99,12 +99,18 @@ def _stream_broker(settings: Settings, redis_url: str) -> AsyncBroker:
     on those either (docs/background-work.md)."""
     target = parse_redis_url(redis_url)
     queue, username, password = settings.jobs_queue, target.username, target.password
+    # XACK does not delete a job: each XADD trims the stream to about JOBS_STREAM_MAX_LENGTH
+    # (approximately: whole nodes, cheap). A job trimmed before it was read is handed out
+    # again by the outbox lease, or sent again by the schedule (app/core/config.py).
+    maxlen = settings.jobs_stream_max_length
     if target.topology == "sentinel":
         return RedisStreamSentinelBroker(
             list(target.nodes),
             target.service_name,
             queue_name=queue,
             consumer_group_name=queue,
+            maxlen=maxlen,
+            approximate=True,
             sentinel_kwargs={"username": username, "password": password},
             username=username,
             password=password,
@@ -115,6 +121,8 @@ def _stream_broker(settings: Settings, redis_url: str) -> AsyncBroker:
             f"redis://{host}:{port}",
             queue_name=queue,
             consumer_group_name=queue,
+            maxlen=maxlen,
+            approximate=True,
             startup_nodes=[ClusterNode(node, node_port) for node, node_port in target.nodes],
             username=username,
             password=password,
@@ -123,6 +131,8 @@ def _stream_broker(settings: Settings, redis_url: str) -> AsyncBroker:
         redis_url,
         queue_name=queue,
         consumer_group_name=queue,
+        maxlen=maxlen,
+        approximate=True,
         # A job a dead worker left unacknowledged goes to another after this long.
         idle_timeout=settings.outbox_lease_seconds * 1000,
         unacknowledged_lock_timeout=settings.outbox_lease_seconds,

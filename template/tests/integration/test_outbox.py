@@ -9,7 +9,8 @@ import anyio
 import httpx
 import pytest
 from fastapi import BackgroundTasks, FastAPI
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli import main
@@ -19,9 +20,15 @@ from app.main import create_app
 from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.services.mail_service import MailService
-from app.services.outbox_service import Handout, OutboxService, backoff_seconds
+from app.services.outbox_service import (
+    UNFINISHED_ATTEMPTS_ERROR,
+    Handout,
+    OutboxService,
+    Sender,
+    backoff_seconds,
+)
 from app.worker.broker import JobQueue
-from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, unique_email
+from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, free_port, unique_email
 from tests.jobs import app_broker, app_job_context, jobs_sending_through, jobs_using, run_relay
 
 
@@ -214,6 +221,140 @@ async def test_past_the_retry_budget_a_message_is_dead_until_an_operator_retries
     [sent] = outbox
     assert sent.recipients == ["ada@example.com"]
     assert (await only_message(db_session)).status is OutboxStatus.SENT
+
+
+class NeverAnswers:
+    """A mail server that takes the message and never answers: the attempt is abandoned
+    (its worker killed, or the job cut off at its lease) before any outcome is written."""
+
+    async def send_email(self, *args: object, **kwargs: object) -> None:
+        await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def abandoned_attempt(service: OutboxService, resources: Resources) -> list[Handout]:
+    """One relay run whose deliveries are all abandoned, then their leases end."""
+    async with resources.session_factory() as db:
+        handouts = await service.hand_out(db)
+    sender = Sender(email="noreply@example.com", name="Test")
+    for handout in handouts:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                service.deliver(resources.session_factory, NeverAnswers(), sender, handout),
+                0.2,
+            )
+    async with resources.session_factory() as db:
+        past = utcnow() - timedelta(seconds=1)
+        await db.execute(update(OutboxMessage).values(locked_until=past, next_attempt_at=past))
+        await db.commit()
+    return handouts
+
+
+def dead_outcomes() -> float:
+    return REGISTRY.get_sample_value("outbox_deliveries_total", {"outcome": "dead"}) or 0.0
+
+
+async def test_a_message_whose_attempts_never_report_is_dead_after_the_last_one(
+    mailer: MailService,
+    db_session: AsyncSession,
+    resources: Resources,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A message that kills its worker on every attempt (or always outlives its lease)
+    records no failure: it is dead-lettered once its attempts are spent, not retried
+    forever."""
+    mailer.send_welcome(db_session, "ada@example.com", "https://app.example.com/v?token=5")
+    await db_session.commit()
+    settings = resources.settings.model_copy(update={"outbox_max_attempts": 3})
+    service = OutboxService(settings)
+    dead_before = dead_outcomes()
+
+    for attempt in range(3):
+        [handout] = await abandoned_attempt(service, resources)
+        assert handout.attempt == attempt
+        message = await only_message(db_session)
+        assert (message.status, message.attempts) == (OutboxStatus.PENDING, attempt + 1)
+
+    assert await abandoned_attempt(service, resources) == [], "no fourth attempt"
+    dead = await only_message(db_session)
+    assert (dead.status, dead.attempts, dead.failures) == (OutboxStatus.DEAD, 3, 0)
+    assert dead.last_error is not None
+    assert UNFINISHED_ATTEMPTS_ERROR in dead.last_error
+    assert dead_outcomes() == dead_before + 1
+    async with resources.session_factory() as db:
+        assert (await service.counts(db)).dead == 1
+    assert await anyio.to_thread.run_sync(main, ["outbox", "dead"], settings) == 0
+    listing = capsys.readouterr().out
+    assert str(dead.id) in listing
+    assert UNFINISHED_ATTEMPTS_ERROR in listing
+
+
+@pytest.mark.usefixtures("fast_retries")
+async def test_retrying_an_id_given_twice_retries_it_once_and_succeeds(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    db_session: AsyncSession,
+    resources: Resources,
+    unreachable_email_provider: EmailProvider,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mailer.send_welcome(db_session, "ada@example.com", "https://app.example.com/v?token=6")
+    await db_session.commit()
+    with jobs_sending_through(app, unreachable_email_provider):
+        await tasks()
+        for _ in range(3):
+            await relay_when_due(app)
+    dead = await only_message(db_session)
+    assert dead.status is OutboxStatus.DEAD
+
+    retry = ["outbox", "retry", str(dead.id), str(dead.id)]
+    assert await anyio.to_thread.run_sync(main, retry, resources.settings) == 0
+    output = capsys.readouterr()
+    assert "1 dead message(s) queued again" in output.out
+    assert output.err == ""
+    assert (await only_message(db_session)).status is OutboxStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres:pw-not-shown@127.0.0.1:{port}/nowhere",
+        "sqlite+aiosqlite:////nonexistent-{port}/nowhere.db",
+    ],
+    ids=["postgresql", "sqlite"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["seed"],
+        ["create-admin", "--email", "ops@example.com"],
+        ["outbox", "status"],
+        ["outbox", "dead"],
+        ["outbox", "retry", "--all"],
+    ],
+)
+async def test_a_command_on_an_unreachable_database_says_so_in_one_line(
+    command: list[str],
+    url: str,
+    resources: Resources,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ADMIN_PASSWORD", "a long and unguessable passphrase 7")
+    unreachable = url.format(port=free_port())
+    settings = resources.settings.model_copy(update={"database_url": unreachable})
+
+    assert await anyio.to_thread.run_sync(main, command, settings) == 1
+
+    output = capsys.readouterr()
+    assert output.out == ""
+    [line] = output.err.splitlines()
+    assert line.startswith("error: cannot reach the database: "), line
+    assert "pw-not-shown" not in line
+    assert "Traceback" not in output.err
 
 
 def test_retry_needs_ids_or_all(resources: Resources) -> None:

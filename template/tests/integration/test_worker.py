@@ -4,7 +4,7 @@ A worker killed with SIGKILL after the mail server took a message, before the ou
 was written: the relay hands the message out again once its lease ends, another worker
 sends it again with the same idempotency key, and the redelivery is counted. Two
 schedulers send every maintenance job twice to two workers, which run them at once:
-each deletes exactly what it should.
+each deletes exactly what it should. The job stream stays near its bound.
 """
 
 import asyncio
@@ -34,6 +34,7 @@ from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.services.mail_service import MailService
 from app.services.outbox_service import OutboxService
+from app.worker.broker import RELAY_OUTBOX, create_broker
 from app.worker.health import HEARTBEAT_FILES
 from tests.helpers import RecordedEmail, create_user, free_port
 
@@ -270,6 +271,29 @@ async def test_two_schedulers_and_two_workers_run_maintenance_deleting_exactly_w
     log.seek(0)
     output = log.read().decode(errors="replace")
     assert "Traceback" not in output, tail(log)
+
+
+async def test_the_job_stream_is_trimmed_to_about_its_bound(worker_settings: Settings) -> None:
+    """Acknowledged jobs stay in a Redis stream: each new one trims the oldest beyond
+    JOBS_STREAM_MAX_LENGTH (approximately: Redis trims whole nodes of 100 entries)."""
+    bound, sent = 100, 1000
+    settings = worker_settings.model_copy(update={"jobs_stream_max_length": bound})
+    broker = create_broker(settings)
+    task = broker.find_task(RELAY_OUTBOX)
+    assert task is not None
+    await broker.startup()
+    try:
+        for _ in range(sent):
+            await task.kiq()
+    finally:
+        await broker.shutdown()
+
+    redis = create_redis_client(os.environ["TEST_REDIS_URL"])
+    try:
+        length = await redis.xlen(settings.jobs_queue)
+    finally:
+        await close_redis_client(redis)
+    assert bound <= length <= bound + 200, f"{length} jobs kept of {sent} sent"
 
 
 async def health_check(*process: str) -> int:
