@@ -17,20 +17,18 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from redis.asyncio import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.typing import EncodableT
 
 from app.core.auto_pipeline import AutoPipeline
 from app.core.config import Settings
-from app.core.redis_client import RedisClient, close_redis_client, create_redis_client
-from app.core.timeouts import (
-    REDIS_ATTEMPTS,
-    REDIS_CONNECT_TIMEOUT_SECONDS,
-    REDIS_SOCKET_TIMEOUT_SECONDS,
+from app.core.redis_client import (
+    RedisClient,
+    close_redis_client,
+    create_redis_client,
+    retry_on_dead_connection,
 )
+from app.core.timeouts import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 
 
 class Cache(Protocol):
@@ -260,11 +258,8 @@ def create_cache(settings: Settings) -> Cache:
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
-        # Every pooled connection dies with a Redis restart: each would fail one request
-        # with a 503 after Redis is back, so a dead one is replaced and the command resent.
-        # A Cluster client takes this as its own retry policy (its default retries three
-        # times with backoff, past the timeout budget); a Sentinel group's primary client
-        # asks the sentinels again before the resend.
-        retry=Retry(NoBackoff(), REDIS_ATTEMPTS - 1, supported_errors=(RedisConnectionError,)),
+        # A dead pooled connection (Redis restarted) is replaced and the command resent,
+        # as in the rate limiter's storage (app/core/rate_limit.py).
+        retry=retry_on_dead_connection(),
     )
     return RedisCache(client, prefix=settings.cache_key_prefix)

@@ -24,7 +24,7 @@ from limits.aio.storage import (
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from app.core.config import Settings
-from app.core.redis_client import parse_redis_url
+from app.core.redis_client import parse_redis_url, retry_on_dead_connection
 from app.core.timeouts import REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
 from app.exceptions import TooManyRequestsException
 
@@ -75,6 +75,14 @@ def create_rate_limiter(settings: Settings) -> RateLimiter:
     prefix = f"{settings.cache_key_prefix}ratelimit"
     # Without these redis-py waits for ever (app/core/timeouts.py).
     connect, read = REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_SOCKET_TIMEOUT_SECONDS
+    # redis-py's options, handed on by `limits`: the timeouts, and a command that meets a
+    # dead pooled connection (Redis restarted) resent once on a new one, as the cache's
+    # client does; without it each stale connection failed one request with a 503.
+    redis_options: dict[str, Any] = {
+        "socket_connect_timeout": connect,
+        "socket_timeout": read,
+        "retry": retry_on_dead_connection(),
+    }
     storage: RedisStorage
     match parse_redis_url(settings.redis_url).topology:
         case "sentinel":
@@ -85,24 +93,21 @@ def create_rate_limiter(settings: Settings) -> RateLimiter:
                 # Counts are read from the primary only: a replica lags, or is the one gone.
                 use_replicas=False,
                 sentinel_kwargs={"socket_connect_timeout": connect, "socket_timeout": read},
-                socket_connect_timeout=connect,
-                socket_timeout=read,
+                **redis_options,
             )
         case "cluster":
             storage = RedisClusterStorage(
                 url,
                 implementation="redispy",
                 key_prefix=prefix,
-                socket_connect_timeout=connect,
-                socket_timeout=read,
+                **redis_options,
             )
         case "server":
             storage = RedisStorage(
                 url,
                 implementation="redispy",
                 key_prefix=prefix,
-                socket_connect_timeout=connect,
-                socket_timeout=read,
+                **redis_options,
             )
     return RateLimiter(storage)
 

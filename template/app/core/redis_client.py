@@ -22,7 +22,12 @@ from urllib.parse import unquote, urlsplit
 from redis import ConnectionPool
 from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from app.core.timeouts import REDIS_ATTEMPTS
 
 Topology = Literal["server", "sentinel", "cluster"]
 TOPOLOGIES: dict[str, Topology] = {"redis+sentinel": "sentinel", "redis+cluster": "cluster"}
@@ -33,6 +38,17 @@ REDIS_URL_FORMS = (
 )
 # A client of one server (a Sentinel group's primary is one) or of a Cluster.
 RedisClient = Redis | RedisCluster
+
+
+def retry_on_dead_connection() -> Retry:
+    """redis-py's `retry` option for every client of the service: each pooled connection
+    dies with a Redis restart (or a failover), and without it each would fail one
+    command (a 503) after Redis is back, so a dead one is replaced and the command resent
+    (REDIS_ATTEMPTS in all, never after a timeout). A Cluster client takes this as its
+    own retry policy (its default retries three times with backoff, past the timeout
+    budget); a Sentinel group's primary client asks the sentinels again before the
+    resend. redis-py's own default for a client built from a URL resends nothing."""
+    return Retry(NoBackoff(), REDIS_ATTEMPTS - 1, supported_errors=(RedisConnectionError,))
 
 
 @dataclass(frozen=True, slots=True)

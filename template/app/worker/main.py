@@ -10,11 +10,14 @@ relay once its lease ends. The scheduler stops at once: it holds no job.
 """
 
 import asyncio
+import errno
+import os
 import signal
 from contextlib import AsyncExitStack, aclosing
 from typing import Any
 
 import anyio
+import structlog
 from prometheus_client import start_http_server
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
 
@@ -27,6 +30,23 @@ from app.worker import health
 from app.worker.broker import create_broker, create_scheduler, use_context
 from app.worker.context import JobContext
 
+logger = structlog.stdlib.get_logger(__name__)
+
+
+def serve_metrics(port: int) -> None:
+    """The process's Prometheus endpoint on `port`, unless the port is taken: then a
+    warning, and the worker runs without one. Each process counts its own jobs, and one
+    port serves one process: with `--workers N` > 1, or a second worker command on the
+    machine, only the first to bind it is scraped (run `--workers 1` and scale by
+    replicas, or give each command a WORKER_METRICS_PORT of its own). A worker that
+    failed on a taken port was restarted by taskiq every second, for ever."""
+    try:
+        start_http_server(port)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        logger.warning("worker_metrics_port_in_use", port=port, pid=os.getpid())
+
 
 def create_worker_broker(settings: Settings) -> AsyncBroker:
     """The broker of a worker process: its jobs' resources open when it starts."""
@@ -35,6 +55,10 @@ def create_worker_broker(settings: Settings) -> AsyncBroker:
 
     @broker.on_event(TaskiqEvents.WORKER_STARTUP)
     async def start(state: TaskiqState) -> None:
+        # Entered first: a process that dies starting up leaves its file to go stale.
+        heartbeat_file = health.heartbeat_file("worker")
+        health.enter(heartbeat_file)
+        stack.callback(health.leave, heartbeat_file)
         configure_logging(settings)
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
@@ -50,8 +74,8 @@ def create_worker_broker(settings: Settings) -> AsyncBroker:
             ),
         )
         if settings.worker_metrics_port:
-            start_http_server(settings.worker_metrics_port)
-        heartbeat = asyncio.create_task(health.beat(health.HEARTBEAT_FILES["worker"]))
+            serve_metrics(settings.worker_metrics_port)
+        heartbeat = asyncio.create_task(health.beat(heartbeat_file))
         stack.callback(heartbeat.cancel)
 
     @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
@@ -71,15 +95,18 @@ class StandaloneScheduler(TaskiqScheduler):
     heartbeat: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
+        heartbeat_file = health.heartbeat_file("scheduler")
+        health.enter(heartbeat_file)
         await super().startup()
         main = asyncio.current_task()  # the command's own: cancelled, it shuts down
         if main is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-        self.heartbeat = asyncio.create_task(health.beat(health.HEARTBEAT_FILES["scheduler"]))
+        self.heartbeat = asyncio.create_task(health.beat(heartbeat_file))
 
     async def shutdown(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
+            health.leave(health.heartbeat_file("scheduler"))
         await super().shutdown()
 
 

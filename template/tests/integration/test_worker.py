@@ -4,7 +4,9 @@ A worker killed with SIGKILL after the mail server took a message, before the ou
 was written: the relay hands the message out again once its lease ends, another worker
 sends it again with the same idempotency key, and the redelivery is counted. Two
 schedulers send every maintenance job twice to two workers, which run them at once:
-each deletes exactly what it should. The job stream stays near its bound.
+each deletes exactly what it should. The job stream stays near its bound. Two workers
+of one command share a metrics port and both keep running, and the health check sees
+one of them hang.
 """
 
 import asyncio
@@ -35,7 +37,6 @@ from app.models.outbox import OutboxMessage, OutboxStatus
 from app.services.mail_service import MailService
 from app.services.outbox_service import OutboxService
 from app.worker.broker import RELAY_OUTBOX, create_broker
-from app.worker.health import HEARTBEAT_FILES
 from tests.helpers import RecordedEmail, create_user, free_port
 
 pytestmark = pytest.mark.skipif(
@@ -82,6 +83,16 @@ async def worker_settings(resources: Resources) -> AsyncIterator[Settings]:
     for key in (queue, f"autoclaim:{queue}:{queue}"):  # in two slots of a Cluster
         await redis.delete(key)
     await close_redis_client(redis)
+
+
+@pytest.fixture(autouse=True)
+def heartbeats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary directory of the processes and of their health check (TMPDIR),
+    where their heartbeat files are: the test's own."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setenv("TMPDIR", str(directory))
+    return directory
 
 
 @pytest.fixture
@@ -311,12 +322,11 @@ async def health_check(*process: str) -> int:
 async def test_a_process_reports_alive_while_it_runs_and_stops_on_sigterm(
     worker_settings: Settings,
     log: BinaryIO,
+    heartbeats: Path,
     name: str,
     start: Callable[[Settings, BinaryIO], Any],
     check: tuple[str, ...],
 ) -> None:
-    heartbeat = HEARTBEAT_FILES[name]
-    heartbeat.unlink(missing_ok=True)
     assert await health_check(*check) == 1, "no heartbeat yet"
 
     async def alive() -> bool:
@@ -324,12 +334,93 @@ async def test_a_process_reports_alive_while_it_runs_and_stops_on_sigterm(
 
     async with start(worker_settings, log) as process:
         await wait_for(alive, f"the {name}'s heartbeat", log)
+        [heartbeat] = heartbeat_files(heartbeats, name)
+        os.killpg(process.pid, signal.SIGSTOP)  # hung...
+        os.utime(heartbeat, (0, 0))  # ...for as long as makes its heartbeat stale
+        hung = await health_check(*check)
+        os.killpg(process.pid, signal.SIGCONT)
         os.killpg(process.pid, signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), 15)
 
+    assert hung == 1
     assert code == 0, tail(log)
-    os.utime(heartbeat, (0, 0))  # as it stands after the beats stopped for long enough
     assert await health_check(*check) == 1
+    assert not heartbeat_files(heartbeats, name), "a process that stops takes its file away"
+
+
+async def test_two_workers_on_one_metrics_port_both_run_and_each_is_checked(
+    resources: Resources,
+    worker_settings: Settings,
+    outbox: list[RecordedEmail],
+    log: BinaryIO,
+    heartbeats: Path,
+) -> None:
+    """`--workers 2` with WORKER_METRICS_PORT set: the second process finds the port
+    taken, warns and works on (it used to fail at start-up, restarted by taskiq every
+    second for ever). Each process beats in a file of its own: one that hangs fails the
+    health check while the other beats on (they used to share one file)."""
+
+    def ready() -> dict[Path, int]:
+        """Heartbeat files written by a beat (a process started up, metrics included)."""
+        files = {path: path.read_text() for path in heartbeat_files(heartbeats, "worker")}
+        return {path: int(pid) for path, pid in files.items() if pid}
+
+    async def both_ready() -> bool:
+        return len(ready()) == 2
+
+    async def message() -> OutboxMessage:
+        async with resources.session_factory() as db:
+            return (await db.scalars(select(OutboxMessage))).one()
+
+    async def sent() -> bool:
+        return (await message()).status is OutboxStatus.SENT
+
+    two = ["worker", "app.worker.main:broker", "--workers", "2"]
+    async with running(two, worker_settings, log) as process, scheduler(worker_settings, log):
+        await wait_for(both_ready, "both workers' start-up", log)
+        async with resources.session_factory() as db:
+            mailer = MailService(resources.settings, BackgroundTasks(), _nothing)
+            mailer.send_welcome(db, "ada@example.com", "https://app.example.com/v?token=k")
+            await db.commit()
+        await wait_for(sent, "the mail's delivery", log)
+        async with httpx.AsyncClient() as client:
+            port = worker_settings.worker_metrics_port
+            metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
+        await asyncio.sleep(3)  # taskiq looks for a dead worker every second
+        assert process.returncode is None
+        assert await health_check() == 0
+
+        (hung, hung_pid), (beating, _) = sorted(ready().items())
+        os.kill(hung_pid, signal.SIGSTOP)
+        try:
+            os.utime(hung, (0, 0))  # as it stands once hung for long enough
+            stopped = time.time()
+
+            async def beat_since() -> bool:
+                return beating.stat().st_mtime > stopped
+
+            await wait_for(beat_since, "the other worker's next beat", log)
+            with_one_hung = await health_check()
+        finally:
+            os.kill(hung_pid, signal.SIGCONT)
+        output = tail_all(log)  # before SIGTERM: a worker that stops first is restarted
+
+    assert metrics.status_code == 200
+    assert len(outbox) == 1
+    assert "is dead" not in output, output[-4000:]
+    assert "restarted" not in output, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    assert output.count("worker_metrics_port_in_use") == 1
+    assert with_one_hung == 1, "a hung worker beside a beating one must fail the check"
+
+
+def heartbeat_files(directory: Path, name: str) -> list[Path]:
+    return list(directory.glob(f"{name}.*.heartbeat"))
+
+
+def tail_all(log: BinaryIO) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 async def test_the_health_check_names_the_processes_it_knows() -> None:

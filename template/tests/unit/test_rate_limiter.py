@@ -1,12 +1,17 @@
 """The login and email-link limits (`app.core.rate_limit.RateLimiter`: the `limits`
-library's moving window), on the in-process storage."""
+library's moving window), on the in-process storage; and the Redis client of its Redis
+storage, for each form of REDIS_URL."""
 
 import asyncio
 
 import pytest
 from limits.aio.storage import MemoryStorage
+from redis.asyncio import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.core.rate_limit import RateLimiter
+from app.core.config import Settings
+from app.core.rate_limit import RateLimiter, create_rate_limiter
 from app.exceptions import TooManyRequestsException
 
 
@@ -52,3 +57,44 @@ async def test_clearing_forgets_the_attempts_of_those_identifiers() -> None:
 
     await limiter.hit("1/minute", "login-account", "a@example.com")
     assert 59 <= await _refused(limiter, "1/minute", "login-account", "b@example.com") <= 60
+
+
+@pytest.mark.parametrize(
+    "redis_url",
+    [
+        "redis://127.0.0.1:1/0",
+        "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster",
+        "redis+cluster://127.0.0.1:1",
+    ],
+)
+async def test_the_redis_storage_resends_a_command_once_after_a_dead_connection(
+    settings: Settings, redis_url: str
+) -> None:
+    """After a Redis restart each pooled connection is dead: a command that meets one is
+    resent on a new one (it failed a request with a 503), once, and never after a timeout."""
+    limiter = create_rate_limiter(settings.model_copy(update={"redis_url": redis_url}))
+    client = limiter._limiter.storage.bridge.storage  # type: ignore[attr-defined]
+    if isinstance(client, RedisCluster):
+        retry = client.retry  # the Cluster client's own policy
+    else:  # one server, or a Sentinel group's primary: its connections'
+        retry = client.connection_pool.connection_kwargs["retry"]
+    attempts: list[int] = []
+
+    async def failing(error: Exception, times: int) -> str:
+        attempts.append(1)
+        if len(attempts) <= times:
+            raise error
+        return "OK"
+
+    async def nothing(_: Exception) -> None:
+        return None
+
+    assert await retry.call_with_retry(lambda: failing(RedisConnectionError(), 1), nothing) == "OK"
+    attempts.clear()
+    with pytest.raises(RedisConnectionError):
+        await retry.call_with_retry(lambda: failing(RedisConnectionError(), 2), nothing)
+    assert len(attempts) == 2
+    attempts.clear()
+    with pytest.raises(RedisTimeoutError):
+        await retry.call_with_retry(lambda: failing(RedisTimeoutError(), 1), nothing)
+    assert len(attempts) == 1
