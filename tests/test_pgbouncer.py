@@ -288,3 +288,45 @@ def test_the_generated_suite_through_pgbouncer_on_a_redis_cluster(
     )
     direct_only = output.count(DIRECT_CONNECTION_ONLY)
     assert direct_only <= 3, output[-3000:]
+
+
+# Run in the generated service: its cache's readiness ping, before and after a primary
+# other than the one the client was given first is killed.
+READINESS_PROBE = """
+import asyncio, sys
+from app.core.cache import create_cache
+from app.core.config import Settings
+
+async def main() -> None:
+    cache = create_cache(Settings(environment="test", redis_url=sys.argv[1]))
+    print("before", await cache.ping(), flush=True)
+    sys.stdin.readline()  # the test kills a primary, then writes a line
+    print("after", await cache.ping(), flush=True)
+    await cache.close()
+
+asyncio.run(main())
+"""
+
+
+def test_readiness_fails_while_a_cluster_primary_is_down(project: Path) -> None:
+    """A client pinging only its first node reported ready while a third of the slots had
+    no server, and every API request answered 503: a load balancer kept the instance."""
+    with redis_cluster() as cluster:
+        probe = subprocess.Popen(
+            [sys.executable, "-c", READINESS_PROBE, cluster.url],
+            cwd=project,
+            env={**os.environ, "PYTHONPATH": str(project)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert probe.stdin is not None
+        assert probe.stdout is not None
+        assert probe.stdout.readline().split() == ["before", "True"]
+        cluster.nodes[-1].kill()
+        probe.stdin.write("\n")
+        probe.stdin.flush()
+        after = probe.stdout.readline().split()
+        probe.wait(timeout=30)
+
+    assert after == ["after", "False"]

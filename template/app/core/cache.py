@@ -172,7 +172,13 @@ class RedisCache:
         return cast(str | None, await self.client.getdel(self.prefix + key))
 
     async def ping(self) -> bool:
+        """Whether the Redis answers; for a Cluster, whether every primary answers and
+        every slot is served (one node's answer says nothing of the others' slots)."""
         try:
+            if isinstance(self.client, RedisCluster):
+                answered = await self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+                info = await self.client.cluster_info()
+                return bool(answered) and info.get("cluster_state") == "ok"
             return bool(await self.client.ping())
         except REDIS_UNREACHABLE:
             return False

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio.cluster import ClusterNode
+from redis.exceptions import RedisClusterException, RedisError
 from taskiq import AsyncBroker, InMemoryBroker, TaskiqDepends, TaskiqScheduler, TaskiqState
 from taskiq.api import run_scheduler_task
 from taskiq.schedule_sources import LabelScheduleSource
@@ -186,6 +187,18 @@ class JobQueue:
             logger.exception("outbox_relay_wake_failed")
 
 
+async def _start_sending(broker: AsyncBroker) -> None:
+    """Start the sending side of a Redis broker, which also declares the stream's
+    consumer group. Redis may be down or failing over while a replica starts: the replica
+    starts anyway (its requests answer 503 until Redis is back), since the workers
+    declare the group too, and a job sent before it exists is handed out again by the
+    outbox lease."""
+    try:
+        await broker.startup()
+    except (RedisError, RedisClusterException) as error:
+        logger.warning("job_queue_unavailable_at_start", error=type(error).__name__)
+
+
 @asynccontextmanager
 async def open_job_queue(context: JobContext) -> AsyncIterator[JobQueue]:
     """The web process's side of the jobs, for as long as the app runs.
@@ -199,7 +212,9 @@ async def open_job_queue(context: JobContext) -> AsyncIterator[JobQueue]:
     in_process = runs_in_process(settings)
     if in_process:
         use_context(broker, context)
-    await broker.startup()
+        await broker.startup()
+    else:
+        await _start_sending(broker)
     schedule: asyncio.Task[None] | None = None
     if in_process and settings.environment != "test":
         schedule = asyncio.create_task(run_scheduler_task(create_scheduler(broker)))

@@ -42,3 +42,18 @@ async def test_ready_is_503_without_hanging_when_the_cache_is_down(
     ready.pop("replicas", None)  # with TEST_READ_REPLICA: reported, and no help
     assert ready == {"status": "unavailable", "checks": {"database": True, "cache": False}}
     assert elapsed < CHECK_TIMEOUT_SECONDS + 1
+
+
+async def test_an_instance_starts_while_redis_is_down_and_answers_503_until_it_is_back(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """A replica restarted during a Redis outage or failover must start (and answer 503),
+    not crash-loop: sending jobs to Redis (`JOBS_IN_PROCESS` off) waits for Redis too."""
+    async with app_with_cache_at(
+        settings.model_copy(update={"jobs_in_process": False}), UNREACHABLE_REDIS, tmp_path
+    ) as client:
+        live = await client.get("/health/live")
+        ready = await client.get("/health/ready")
+
+    assert live.status_code == 200
+    assert ready.status_code == 503
