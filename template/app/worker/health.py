@@ -58,10 +58,10 @@ def heartbeat_files(process: str) -> list[Path]:
 
 
 def _owner_runs(path: Path) -> bool:
-    try:
-        owner = int(path.name.split(".")[1])
-    except (IndexError, ValueError):
+    fields = path.name.split(".")
+    if len(fields) < 2 or not fields[1].isdecimal():
         return False
+    owner = int(fields[1])
     if owner == os.getpid() and path.name.startswith("worker."):
         return False  # a pid reused by the check itself: that owner is gone
     try:

@@ -1,6 +1,7 @@
 """Registering sends a welcome email in the background; a delivery failure never fails it."""
 
 import logging
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -8,7 +9,14 @@ import pytest
 from fastapi import FastAPI
 
 from app.email.base import EmailProvider
-from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, logged_events, unique_email
+from tests.helpers import (
+    API,
+    DEFAULT_PASSWORD,
+    RecordedEmail,
+    logged_events,
+    login,
+    unique_email,
+)
 from tests.jobs import jobs_sending_through
 
 
@@ -32,6 +40,15 @@ async def test_registering_sends_a_welcome_email_with_a_verification_link(
     assert "/verify-email?token=" in message.html
     assert message.text is not None
     assert "/verify-email?token=" in message.text
+    # The link verifies the account it was sent for.
+    token = re.search(r"token=([A-Za-z0-9_-]+)", message.text)
+    assert token is not None
+    confirmed = await client.post(
+        f"{API}/auth/verify-email/confirm", json={"token": token.group(1)}
+    )
+    assert confirmed.status_code == 204, confirmed.text
+    me = (await client.get(f"{API}/users/me", headers=await login(client, email))).json()
+    assert me["is_verified"] is True
 
 
 async def test_the_welcome_email_carries_no_text_the_registrant_chose(
