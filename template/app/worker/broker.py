@@ -97,7 +97,7 @@ def _stream_broker(settings: Settings, redis_url: str) -> AsyncBroker:
     On one server a job that a dead worker left unacknowledged goes to another after
     OUTBOX_LEASE_SECONDS. taskiq's Sentinel and Cluster stream brokers do not claim such
     jobs; the outbox hands the message out again once its lease ends, so no email is lost
-    on those either (docs/background-work.md)."""
+    on those either (README.md, "Background work")."""
     target = parse_redis_url(redis_url)
     queue, username, password = settings.jobs_queue, target.username, target.password
     # XACK does not delete a job: each XADD trims the stream to about JOBS_STREAM_MAX_LENGTH
