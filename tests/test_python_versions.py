@@ -555,7 +555,8 @@ def run_image(docker: str, image: str, version: str, work: Path) -> None:
         # image's own user (not set here: the Dockerfile's USER must make it 10001).
         confined = [
             "--network", "host", "--read-only", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges:true", "--tmpfs", "/tmp",
+            "--security-opt", "no-new-privileges:true",
+            "--tmpfs", "/tmp", "--tmpfs", "/run/metrics",
             "--env-file", str(env_file),
         ]  # fmt: skip
         try:

@@ -71,8 +71,12 @@ def parse_redis_url(url: str) -> RedisTarget:
     if topology is None:
         ConnectionPool.from_url(url)  # parsed as redis-py will parse it: ValueError if not
         return RedisTarget("server", url)
-    parts = urlsplit(url)
-    locations = parts.netloc.rpartition("@")[2]
+    # The list of host:port pairs may hold bracketed IPv6 addresses, which urlsplit
+    # refuses in a netloc since Python 3.13: it parses the rest around a one-host stand-in.
+    rest = url.partition("://")[2]
+    end = min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
+    userinfo, at, locations = rest[:end].rpartition("@")
+    parts = urlsplit(f"{scheme}://{userinfo}{at}stand-in{rest[end:]}")
     nodes = []
     for location in locations.split(","):
         node = urlsplit(f"//{location.strip()}")

@@ -125,10 +125,14 @@ async def test_relays_running_at_once_hand_out_each_message_once(
             return await service.hand_out(db, limit=20)
 
     first, second = await asyncio.gather(relay(), relay())
+    # A relay whose rows the other claimed while it waited on their locks hands out
+    # fewer than its limit; the next run hands out the rest.
+    later = await relay()
 
-    handed = [handout.message_id for handout in first + second]
+    handed = [handout.message_id for handout in first + second + later]
+    assert len(set(handed)) == len(handed), "a message was handed to two workers"
     assert len(handed) == 30
-    assert len(set(handed)) == 30, "a message was handed to two workers"
+    assert len(first) + len(second) >= 20
 
 
 @pytest.mark.usefixtures("fast_retries")
