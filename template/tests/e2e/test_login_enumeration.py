@@ -13,20 +13,26 @@ from app.core.resources import Resources
 from tests.helpers import API, DEFAULT_PASSWORD, register_user, unique_email
 
 
+def record_bcrypt_calls(monkeypatch: pytest.MonkeyPatch, function: str) -> list[bytes]:
+    """What `bcrypt.<function>` (checkpw or hashpw) is given second, the stored hash or
+    the salt (which names the cost), call by call, from the hashing threads."""
+    recorded: list[bytes] = []
+    lock = threading.Lock()
+    real = getattr(bcrypt, function)
+
+    def spy(password: bytes, second: bytes) -> object:
+        with lock:
+            recorded.append(second)
+        return real(password, second)
+
+    monkeypatch.setattr(bcrypt, function, spy)
+    return recorded
+
+
 @pytest.fixture
 def bcrypt_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The stored hashes bcrypt checks passwords against, from the hashing threads."""
-    checked: list[bytes] = []
-    lock = threading.Lock()
-    real_checkpw = bcrypt.checkpw
-
-    def spy(password: bytes, hashed: bytes) -> bool:
-        with lock:
-            checked.append(hashed)
-        return real_checkpw(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", spy)
-    return checked
+    """The stored hashes bcrypt checks passwords against."""
+    return record_bcrypt_calls(monkeypatch, "checkpw")
 
 
 async def test_an_unknown_email_costs_one_password_check_like_a_wrong_password(
@@ -54,17 +60,8 @@ async def test_an_unknown_email_costs_one_password_check_like_a_wrong_password(
 async def test_registering_a_taken_address_costs_one_hash_like_a_new_one(
     client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hashed: list[bytes] = []
-    lock = threading.Lock()
-    real_hashpw = bcrypt.hashpw
-
-    def spy(password: bytes, salt: bytes) -> bytes:
-        with lock:
-            hashed.append(salt)
-        return real_hashpw(password, salt)
-
     user = await register_user(client)
-    monkeypatch.setattr(bcrypt, "hashpw", spy)
+    hashed = record_bcrypt_calls(monkeypatch, "hashpw")
     cost = f"$2b${resources.password_hasher.rounds:02d}$".encode()
 
     new = await client.post(
