@@ -37,9 +37,10 @@ RUNTIME_DEPENDENCIES = [
     # 2.1.2: ExceptionContext's attributes are assignable under mypy (its `__slots__` is
     # hidden from type checkers), which the statement-timeout handler sets.
     "sqlalchemy[asyncio]>=2.1.2",
-    # 0.49.1 fixes CVE-2025-62727 (Range header parsing in FileResponse); before 0.49.3
-    # add_middleware(ProxyHeadersMiddleware, ...) does not type-check.
-    "starlette>=0.49.3",
+    # 1.7.0: a malformed multipart body is a 400 (python-multipart's parse errors become
+    # Starlette's MultiPartException); before it some framings escaped as 500s (the upload
+    # route's contract fuzz found one). Also past CVE-2025-62727 (fixed in 0.49.1).
+    "starlette>=1.7.0",
     "structlog>=25.4",
     # The background worker (app/worker): jobs on Redis Streams, acknowledged when done;
     # docs/background-work.md says why this engine.

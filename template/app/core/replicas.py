@@ -489,6 +489,8 @@ class ReplicaSet:
         except Exception as error:  # unreachable, refusing, timed out: all mean "down"
             self._set(replica, "down", None, repr(error))
             return
+        if time.monotonic() < replica.skipped_until:
+            return  # a read timed out while this check ran: its verdict is the newer one
         standby, caught_up, caught_up_before, since_replayed = row
         if not standby:
             self._set(replica, "not_standby", None, "not in recovery: promoted, or a primary")

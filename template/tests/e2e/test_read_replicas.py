@@ -20,9 +20,11 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.core import replicas
 from app.core.config import Settings
 from app.core.replicas import read_source
 from app.core.resources import Resources
@@ -393,6 +395,41 @@ async def test_a_replica_read_blocked_by_a_replayed_lock_ends_within_its_bound(
     assert ready["replicas"][0]["state"] == "down"
     assert after.status_code == 200, after.text
     assert took_after < statement_timeout, "the skipped replica was read again"
+
+
+async def test_a_check_in_flight_when_a_read_times_out_does_not_restore_the_replica(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lag check that started before a replica read timed out finishes after it: its
+    "ok" is older news than the timeout and must not end the skip (CI once saw the next
+    read go back to the blocked standby and wait out the timeout again)."""
+    in_check, release = asyncio.Event(), asyncio.Event()
+    async with scene.reading_the_standby() as (_, resources):
+        replica_set = resources.replicas
+        (replica,) = replica_set.replicas
+
+        async def usable() -> bool:
+            return replica.usable
+
+        await _eventually("the app uses the standby", usable)
+        identity_of = replicas._identity
+
+        async def held_identity(connection: AsyncConnection) -> Any:
+            identity = await identity_of(connection)
+            if connection.engine is replica.probe:  # the replica's half of a check
+                in_check.set()
+                await release.wait()
+            return identity
+
+        monkeypatch.setattr(replicas, "_identity", held_identity)
+        await asyncio.wait_for(in_check.wait(), WAIT_SECONDS)
+        # What a read that ran out of its statement timeout reports.
+        replica_set._replica_failed(replica, OperationalError("SELECT", None, TimeoutError()))
+        release.set()
+        await asyncio.sleep(3 * CHECK_INTERVAL_SECONDS)  # the held check ends, others run
+
+        assert replica.state == "down"
+        assert not replica.usable
 
 
 async def test_a_read_on_a_standby_that_stops_answering_ends_within_the_budget(
