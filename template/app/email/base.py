@@ -8,6 +8,14 @@ class EmailDeliveryError(Exception):
     """The message could not be handed over: provider unreachable, refusing, or not configured."""
 
 
+class PermanentDeliveryError(EmailDeliveryError):
+    """The provider refused this message for good: sending it again gets the same answer
+    (SMTP: a 5yz reply to the recipient or the message, RFC 5321 4.2.1; an HTTP API: a
+    request it calls invalid). The outbox dead-letters it at once instead of spending
+    the retry budget. A refusal that configuration causes (the login, the sender, the
+    API key) is not one: once an operator fixes it, the same message goes through."""
+
+
 class InvalidEmailError(ValueError):
     """The message is unsafe to send as it is (for example, a line break in a header value)."""
 
@@ -58,8 +66,9 @@ class EmailProvider(Protocol):
         `idempotency_key` (letters and digits) is the same on every attempt at one message:
         a provider passes it on where receivers can drop a duplicate by it.
 
-        Raises `InvalidEmailError` for an unsafe message and `EmailDeliveryError` when
-        it could not be delivered.
+        Raises `InvalidEmailError` for an unsafe message, `PermanentDeliveryError` when
+        the provider refused it for good and `EmailDeliveryError` when it could not be
+        delivered this time.
         """
 
     async def aclose(self) -> None:

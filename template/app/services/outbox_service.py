@@ -37,7 +37,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.config import Settings
 from app.core.metrics import OUTBOX_OUTCOMES, OUTBOX_UNCERTAIN_REDELIVERIES
-from app.email.base import EmailDeliveryError, EmailProvider, InvalidEmailError
+from app.email.base import (
+    EmailDeliveryError,
+    EmailProvider,
+    InvalidEmailError,
+    PermanentDeliveryError,
+)
 from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
 
@@ -202,6 +207,7 @@ class OutboxService:
                 return None
             await db.commit()
         failure: str | None = None
+        permanent = False
         try:
             await provider.send_email(
                 to_email=message.to_email,
@@ -212,14 +218,16 @@ class OutboxService:
                 text_body=message.text_body,
                 idempotency_key=message.idempotency_key,
             )
-        except (EmailDeliveryError, InvalidEmailError) as error:
+        except (PermanentDeliveryError, InvalidEmailError) as error:
+            failure, permanent = str(error), True  # sending it again gets the same answer
+        except EmailDeliveryError as error:
             failure = str(error)
         except Exception as error:
             # An unexpected error is a failed attempt too: the budget bounds it.
             logger.exception("email_delivery_error", message_id=str(message.id))
             failure = f"{type(error).__name__}: {error}"
         async with session_factory() as db:
-            status = await self._record(db, message, failure)
+            status = await self._record(db, message, failure, permanent=permanent)
             await db.commit()
         OUTBOX_OUTCOMES.labels(outcome=status.value if failure is None else "failed").inc()
         if status is OutboxStatus.DEAD:
@@ -256,7 +264,7 @@ class OutboxService:
         return message
 
     async def _record(
-        self, db: AsyncSession, message: OutboxMessage, failure: str | None
+        self, db: AsyncSession, message: OutboxMessage, failure: str | None, *, permanent: bool
     ) -> OutboxStatus:
         now, settings = utcnow(), self.settings
         attempt = OutboxMessage.attempts == message.attempts
@@ -276,7 +284,7 @@ class OutboxService:
             logger.info("email_sent", template=message.template, message_id=str(message.id))
             return OutboxStatus.SENT
         failures = message.failures + 1
-        dead = message.attempts >= settings.outbox_max_attempts
+        dead = permanent or message.attempts >= settings.outbox_max_attempts
         wait = backoff_seconds(
             failures, settings.outbox_retry_base_seconds, settings.outbox_retry_max_seconds
         )
@@ -298,6 +306,7 @@ class OutboxService:
             message_id=str(message.id),
             attempt=message.attempts,
             dead_lettered=dead,
+            refused_for_good=permanent,
             error=failure,
         )
         return status

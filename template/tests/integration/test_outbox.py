@@ -2,7 +2,7 @@
 backoff while the mail server is down, dead letters and the operator's retry."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import anyio
@@ -225,6 +225,43 @@ async def test_past_the_retry_budget_a_message_is_dead_until_an_operator_retries
     [sent] = outbox
     assert sent.recipients == ["ada@example.com"]
     assert (await only_message(db_session)).status is OutboxStatus.SENT
+
+
+async def test_a_refusal_for_now_is_retried_and_one_for_good_is_dead_at_once(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+    resources: Resources,
+    refuse_recipients: Callable[[bool], None],
+) -> None:
+    """RFC 5321 4.2.1: a 4yz reply is worth another attempt, a 5yz one is the answer every
+    attempt will get (an HTTP API: 503 against 400). A message refused for good is dead
+    after that attempt, its retry budget unspent."""
+    settings = resources.settings.model_copy(
+        update={"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
+    )
+    assert settings.outbox_max_attempts > 3
+    mailer.send_welcome(db_session, "ada@example.com", "https://app.example.com/v?token=7")
+    await db_session.commit()
+    dead_before = dead_outcomes()
+    with jobs_using(app, settings=settings):
+        refuse_recipients(False)
+        await tasks()
+        await relay_when_due(app)
+        refused_for_now = await only_message(db_session)
+        assert (refused_for_now.status, refused_for_now.attempts) == (OutboxStatus.PENDING, 2)
+
+        refuse_recipients(True)
+        await relay_when_due(app)
+        dead = await only_message(db_session)
+        assert (dead.status, dead.attempts, dead.failures) == (OutboxStatus.DEAD, 3, 3)
+        assert dead_outcomes() == dead_before + 1
+
+        await relay_when_due(app)
+    assert (await only_message(db_session)).attempts == 3, "a dead message waits for an operator"
+    assert outbox == []
 
 
 class NeverAnswers:
