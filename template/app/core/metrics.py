@@ -80,6 +80,9 @@ OUTBOX_OLDEST_PENDING_AGE = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# Set by the web app's /metrics from the database, reported by no other process.
+DATABASE_GAUGES = (OUTBOX_PENDING, OUTBOX_DEAD, OUTBOX_OLDEST_PENDING_AGE)
+
 
 class MetricsMiddleware:
     """Counts every HTTP request once, after routing has resolved its template."""

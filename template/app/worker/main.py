@@ -18,12 +18,13 @@ from typing import Any
 
 import anyio
 import structlog
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
 
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_session_factory
 from app.core.logging import configure_logging
+from app.core.metrics import DATABASE_GAUGES
 from app.email.factory import create_email_provider
 from app.storage.factory import create_storage
 from app.worker import health
@@ -40,6 +41,10 @@ def serve_metrics(port: int) -> None:
     machine, only the first to bind it is scraped (run `--workers 1` and scale by
     replicas, or give each command a WORKER_METRICS_PORT of its own). A worker that
     failed on a taken port was restarted by taskiq every second, for ever."""
+    for gauge in DATABASE_GAUGES:
+        # Read from the database by the web app's /metrics: never set here, they would
+        # show an empty queue on a worker's endpoint.
+        REGISTRY.unregister(gauge)
     try:
         start_http_server(port)
     except OSError as error:
