@@ -177,7 +177,11 @@ async def _outbox(settings: Settings, action: str, ids: list[uuid.UUID] | None) 
             retried = await outbox.retry_dead(db, ids)
             print(f"{retried} dead message(s) queued again.")
             if ids is not None and retried < len(ids):
-                print("error: some ids are not dead messages", file=sys.stderr)
+                print(
+                    "error: some ids are not dead messages, or their links have expired"
+                    " (their users must ask again)",
+                    file=sys.stderr,
+                )
                 return 1
     return 0
 

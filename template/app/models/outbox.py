@@ -52,3 +52,6 @@ class OutboxMessage(BaseModel):
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # When the link the message carries stops working (its one-time token's TTL); None
+    # for a message without one. Past it the message is dead, never sent (a stale link).
+    expires_at: Mapped[datetime | None]

@@ -9,12 +9,14 @@ the relay is woken so the message need not wait for its next scheduled run.
 """
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, ParamSpec, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.email.rendering import render_email
+from app.models.base import utcnow
 from app.services.outbox_service import OutboxService
 
 P = ParamSpec("P")
@@ -39,6 +41,9 @@ class MailService:
         self.wake_relay = wake_relay
         self.product_name = settings.project_name
         self.public_url = settings.public_url
+        # What the links live (`AuthService`'s one-time tokens): no message outlives its link.
+        self.verification_link_life = timedelta(minutes=settings.email_verification_ttl_minutes)
+        self.reset_link_life = timedelta(minutes=settings.password_reset_ttl_minutes)
         self._relay_woken = False
 
     def send_welcome(self, db: AsyncSession, to_email: str, link: str) -> None:
@@ -48,32 +53,42 @@ class MailService:
         the service must not carry a stranger's text to it (OWASP ASVS 5.0 V2.4).
         """
         subject = f"Welcome to {self.product_name}"
-        self._enqueue(db, "welcome", to_email, subject, link=link)
+        life = self.verification_link_life
+        self._enqueue(db, "welcome", to_email, subject, life, link=link)
 
     def send_account_exists(self, db: AsyncSession, to_email: str) -> None:
         """Tell the owner of an address that someone tried to register it again."""
         subject = f"Your {self.product_name} account"
         sign_in = f"{self.public_url}/login"
         reset = f"{self.public_url}/reset-password"
-        self._enqueue(db, "account_exists", to_email, subject, sign_in=sign_in, reset=reset)
+        self._enqueue(db, "account_exists", to_email, subject, None, sign_in=sign_in, reset=reset)
 
     def send_verification(self, db: AsyncSession, to_email: str, link: str) -> None:
         """Ask the user to confirm their address by opening `link`.
 
         `link` is the complete URL the user opens (it carries the verification token).
         """
-        self._enqueue(db, "verify_email", to_email, "Confirm your email address", link=link)
+        subject = "Confirm your email address"
+        self._enqueue(db, "verify_email", to_email, subject, self.verification_link_life, link=link)
 
     def send_password_reset(self, db: AsyncSession, to_email: str, link: str) -> None:
         """Send the link that lets the user choose a new password.
 
         `link` is the complete URL the user opens (it carries the reset token).
         """
-        self._enqueue(db, "reset_password", to_email, "Reset your password", link=link)
+        subject = "Reset your password"
+        self._enqueue(db, "reset_password", to_email, subject, self.reset_link_life, link=link)
 
     def _enqueue(
-        self, db: AsyncSession, template: str, to_email: str, subject: str, **context: object
+        self,
+        db: AsyncSession,
+        template: str,
+        to_email: str,
+        subject: str,
+        link_life: timedelta | None,
+        **context: object,
     ) -> None:
+        """Render and add the message; `link_life`: how long the link in it works."""
         rendered = render_email(template, product_name=self.product_name, **context)
         self.outbox.add(
             db,
@@ -82,6 +97,7 @@ class MailService:
             subject=subject,
             html_body=rendered.html,
             text_body=rendered.text,
+            expires_at=utcnow() + link_life if link_life is not None else None,
         )
         if not self._relay_woken:
             self.scheduler.add_task(self.wake_relay)

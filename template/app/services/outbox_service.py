@@ -54,6 +54,9 @@ MAX_ERROR_LENGTH = 1000
 # reported: a message that kills its worker (or always outlives its lease) would be
 # retried forever otherwise.
 UNFINISHED_ATTEMPTS_ERROR = "attempts used up without an outcome"
+# The `last_error` of a message whose link stopped working before it could be sent: the
+# user asks again (a new link, a new message); sending it would only disappoint them.
+EXPIRED_ERROR = "its link expired before it could be sent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,11 @@ def backoff_seconds(failures: int, base: float, cap: float) -> float:
     return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
 
 
+def _unexpired(now: datetime) -> ColumnElement[bool]:
+    """The message carries no link, or one that still works at `now`."""
+    return or_(OutboxMessage.expires_at.is_(None), OutboxMessage.expires_at > now)
+
+
 class OutboxService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -101,8 +109,10 @@ class OutboxService:
         subject: str,
         html_body: str,
         text_body: str,
+        expires_at: datetime | None = None,
     ) -> OutboxMessage:
-        """Add a message to `db`'s transaction; it exists once (and if) the caller commits."""
+        """Add a message to `db`'s transaction; it exists once (and if) the caller commits.
+        A message with `expires_at` (the end of its link's life) is never sent after it."""
         message = OutboxMessage(
             id=uuid.uuid4(),
             idempotency_key=uuid.uuid4().hex,
@@ -115,6 +125,7 @@ class OutboxService:
             attempts=0,
             failures=0,
             next_attempt_at=utcnow(),
+            expires_at=expires_at,
         )
         db.add(message)
         return message
@@ -129,6 +140,7 @@ class OutboxService:
         """
         now = utcnow()
         await self._dead_letter_unfinished(db, now)
+        await self._dead_letter_expired(db, now)
         due = (
             select(OutboxMessage.id)
             .where(*self._due(now), self._attempts_left())
@@ -172,6 +184,32 @@ class OutboxService:
             OUTBOX_OUTCOMES.labels(outcome="dead").inc()
             logger.error(
                 "email_dead_lettered_without_outcome",
+                template=template,
+                message_id=str(message_id),
+                attempts=attempts,
+            )
+
+    async def _dead_letter_expired(self, db: AsyncSession, now: datetime) -> None:
+        """Dead-letter the due messages whose link has expired, their bodies erased (the
+        link is of no use to anyone now). A message's retries can outlast its link: the
+        password reset's lives PASSWORD_RESET_TTL_MINUTES."""
+        dead = await db.execute(
+            update(OutboxMessage)
+            .where(*self._due(now), OutboxMessage.expires_at <= now)
+            .values(
+                status=OutboxStatus.DEAD,
+                last_error=EXPIRED_ERROR,
+                locked_until=None,
+                html_body="",
+                text_body="",
+            )
+            .returning(OutboxMessage.id, OutboxMessage.template, OutboxMessage.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        for message_id, template, attempts in dead.all():
+            OUTBOX_OUTCOMES.labels(outcome="dead").inc()
+            logger.error(
+                "email_link_expired_unsent",
                 template=template,
                 message_id=str(message_id),
                 attempts=attempts,
@@ -244,6 +282,7 @@ class OutboxService:
                 OutboxMessage.attempts == handout.attempt,
                 self._attempts_left(),
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
+                _unexpired(now),  # a job that waited past the link's end: the relay ends it
             )
             .values(attempts=OutboxMessage.attempts + 1, locked_until=now + self.lease)
             .execution_options(synchronize_session=False)
@@ -342,8 +381,10 @@ class OutboxService:
 
     async def retry_dead(self, db: AsyncSession, message_ids: Sequence[uuid.UUID] | None) -> int:
         """Give dead messages (the given ones, or every one) a fresh retry budget, due now;
-        how many were dead. Commits."""
-        statement = update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
+        how many. One whose link has expired stays dead: its user must ask again. Commits."""
+        statement = update(OutboxMessage).where(
+            OutboxMessage.status == OutboxStatus.DEAD, _unexpired(utcnow())
+        )
         if message_ids is not None:
             statement = statement.where(OutboxMessage.id.in_(message_ids))
         retried = await db.execute(

@@ -21,6 +21,7 @@ from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
 from app.services.mail_service import MailService
 from app.services.outbox_service import (
+    EXPIRED_ERROR,
     UNFINISHED_ATTEMPTS_ERROR,
     Handout,
     OutboxService,
@@ -261,6 +262,70 @@ async def test_a_refusal_for_now_is_retried_and_one_for_good_is_dead_at_once(
 
         await relay_when_due(app)
     assert (await only_message(db_session)).attempts == 3, "a dead message waits for an operator"
+    assert outbox == []
+
+
+async def test_a_message_whose_link_expires_while_it_waits_is_dead_and_never_sent(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+    resources: Resources,
+    unreachable_email_provider: EmailProvider,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reset link lives PASSWORD_RESET_TTL_MINUTES; the retries can outlast it. Sent
+    late, the message would only hand the user a link that no longer works."""
+    mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=8")
+    await db_session.commit()
+    waiting = await only_message(db_session)
+    assert waiting.expires_at is not None
+    link_life = timedelta(minutes=resources.settings.password_reset_ttl_minutes)
+    assert abs(waiting.expires_at - (waiting.created_at + link_life)) < timedelta(seconds=5)
+    with jobs_sending_through(app, unreachable_email_provider):
+        await tasks()  # the first attempt fails
+    async with resources.session_factory() as db:  # the link's life ends before the retry
+        past = utcnow() - timedelta(seconds=1)
+        await db.execute(update(OutboxMessage).values(expires_at=past, next_attempt_at=past))
+        await db.commit()
+
+    await run_relay(app)  # the mail server works again
+
+    dead = await only_message(db_session)
+    assert (dead.status, dead.last_error) == (OutboxStatus.DEAD, EXPIRED_ERROR)
+    assert dead.html_body == dead.text_body == "", "a dead link is of no use to keep"
+    settings = resources.settings
+    assert await anyio.to_thread.run_sync(main, ["outbox", "retry", "--all"], settings) == 0
+    assert "0 dead message(s) queued again" in capsys.readouterr().out
+    assert await anyio.to_thread.run_sync(main, ["outbox", "retry", str(dead.id)], settings) == 1
+    await run_relay(app)
+    assert outbox == []
+
+
+async def test_a_job_that_waited_past_its_message_s_link_sends_nothing(
+    app: FastAPI, mailer: MailService, outbox: list[RecordedEmail], db_session: AsyncSession
+) -> None:
+    mailer.send_verification(db_session, "ada@example.com", "https://app.example.com/v?token=9")
+    mailer.send_account_exists(db_session, "bob@example.com")
+    await db_session.commit()
+    messages = (await db_session.scalars(select(OutboxMessage))).all()
+    by_template = {message.template: message for message in messages}
+    assert by_template["account_exists"].expires_at is None, "no link, no end"
+    verification = by_template["verify_email"]
+    await db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == verification.id)
+        .values(expires_at=utcnow() - timedelta(seconds=1))
+    )
+    await db_session.commit()
+    context = app_job_context(app)
+
+    status = await context.outbox.deliver(
+        context.session_factory, context.email_provider, context.sender, Handout(verification.id, 0)
+    )
+
+    assert status is None
     assert outbox == []
 
 
