@@ -170,8 +170,9 @@ async def _outbox(settings: Settings, action: str, ids: list[uuid.UUID] | None) 
             for message in await outbox.dead_letters(db):
                 failed = f"{message.updated_at:%Y-%m-%d %H:%M:%S}Z"
                 print(
-                    f"{message.id}  {message.template}  to {message.to_email}  attempts"
-                    f" {message.attempts}  last failed {failed}  {message.last_error}"
+                    f"{message.id}  {_printable(message.template)}  to"
+                    f" {_printable(message.to_email)}  attempts {message.attempts}  last failed"
+                    f" {failed}  {_printable(message.last_error or '')}"
                 )
         else:
             retried = await outbox.retry_dead(db, ids)
@@ -184,6 +185,15 @@ async def _outbox(settings: Settings, action: str, ids: list[uuid.UUID] | None) 
                 )
                 return 1
     return 0
+
+
+def _printable(text: str) -> str:
+    """`text` with every non-printing character escaped (`\\n`, `\\x1b`): stored text,
+    such as a provider's error answer, cannot add lines to a listing or drive the terminal."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 if __name__ == "__main__":

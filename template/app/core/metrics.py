@@ -57,7 +57,8 @@ IN_FLIGHT = Gauge(
 OUTBOX_OUTCOMES = Counter(
     "outbox_deliveries_total",
     "Delivery attempts at outbox messages, by outcome: sent, failed (to be retried or"
-    " dead), dead (the retry budget spent), skipped (a job whose attempt was made already).",
+    " dead), dead (the retry budget spent, or refused for good), skipped (a job whose"
+    " attempt was made already), expired (its link stopped working before it was sent).",
     ["outcome"],
 )
 OUTBOX_UNCERTAIN_REDELIVERIES = Counter(

@@ -11,6 +11,9 @@ class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for its next attempt (or in one)
     SENT = "sent"  # handed to the mail server or API: bodies erased, kept for the retention
     DEAD = "dead"  # the retry budget is spent: waits for an operator (`app.cli outbox retry`)
+    # Its link stopped working (expired, or superseded by a newer one) before it was sent:
+    # never sent, bodies erased, kept for the retention like a sent one.
+    EXPIRED = "expired"
 
 
 class OutboxMessage(BaseModel):
@@ -52,6 +55,8 @@ class OutboxMessage(BaseModel):
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
-    # When the link the message carries stops working (its one-time token's TTL); None
-    # for a message without one. Past it the message is dead, never sent (a stale link).
+    # The link the message carries, if any: the purpose of its one-time token (a newer
+    # message with a link of the same purpose to the same address supersedes it: the
+    # newer token ends the older one) and when the token expires.
+    link_purpose: Mapped[str | None] = mapped_column(String(32))
     expires_at: Mapped[datetime | None]

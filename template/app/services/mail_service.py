@@ -9,6 +9,7 @@ the relay is woken so the message need not wait for its next scheduled run.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ParamSpec, Protocol
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.email.rendering import render_email
 from app.models.base import utcnow
+from app.services.one_time_tokens import TokenPurpose
 from app.services.outbox_service import OutboxService
 
 P = ParamSpec("P")
@@ -26,6 +28,14 @@ class TaskScheduler(Protocol):
     """Runs work after the response is sent (FastAPI's `BackgroundTasks` is one)."""
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """The one-time token a message's link carries: its purpose and how long it works."""
+
+    purpose: TokenPurpose
+    life: timedelta
 
 
 class MailService:
@@ -41,9 +51,13 @@ class MailService:
         self.wake_relay = wake_relay
         self.product_name = settings.project_name
         self.public_url = settings.public_url
-        # What the links live (`AuthService`'s one-time tokens): no message outlives its link.
-        self.verification_link_life = timedelta(minutes=settings.email_verification_ttl_minutes)
-        self.reset_link_life = timedelta(minutes=settings.password_reset_ttl_minutes)
+        # The links' one-time tokens (`AuthService`): no message outlives its link.
+        self.verification_link = _Link(
+            TokenPurpose.VERIFY_EMAIL, timedelta(minutes=settings.email_verification_ttl_minutes)
+        )
+        self.reset_link = _Link(
+            TokenPurpose.RESET_PASSWORD, timedelta(minutes=settings.password_reset_ttl_minutes)
+        )
         self._relay_woken = False
 
     def send_welcome(self, db: AsyncSession, to_email: str, link: str) -> None:
@@ -53,8 +67,7 @@ class MailService:
         the service must not carry a stranger's text to it (OWASP ASVS 5.0 V2.4).
         """
         subject = f"Welcome to {self.product_name}"
-        life = self.verification_link_life
-        self._enqueue(db, "welcome", to_email, subject, life, link=link)
+        self._enqueue(db, "welcome", to_email, subject, self.verification_link, link=link)
 
     def send_account_exists(self, db: AsyncSession, to_email: str) -> None:
         """Tell the owner of an address that someone tried to register it again."""
@@ -69,7 +82,7 @@ class MailService:
         `link` is the complete URL the user opens (it carries the verification token).
         """
         subject = "Confirm your email address"
-        self._enqueue(db, "verify_email", to_email, subject, self.verification_link_life, link=link)
+        self._enqueue(db, "verify_email", to_email, subject, self.verification_link, link=link)
 
     def send_password_reset(self, db: AsyncSession, to_email: str, link: str) -> None:
         """Send the link that lets the user choose a new password.
@@ -77,7 +90,7 @@ class MailService:
         `link` is the complete URL the user opens (it carries the reset token).
         """
         subject = "Reset your password"
-        self._enqueue(db, "reset_password", to_email, subject, self.reset_link_life, link=link)
+        self._enqueue(db, "reset_password", to_email, subject, self.reset_link, link=link)
 
     def _enqueue(
         self,
@@ -85,10 +98,10 @@ class MailService:
         template: str,
         to_email: str,
         subject: str,
-        link_life: timedelta | None,
+        carried: _Link | None,
         **context: object,
     ) -> None:
-        """Render and add the message; `link_life`: how long the link in it works."""
+        """Render and add the message; `carried`: the kind of link in it, if any."""
         rendered = render_email(template, product_name=self.product_name, **context)
         self.outbox.add(
             db,
@@ -97,7 +110,8 @@ class MailService:
             subject=subject,
             html_body=rendered.html,
             text_body=rendered.text,
-            expires_at=utcnow() + link_life if link_life is not None else None,
+            link_purpose=carried.purpose if carried is not None else None,
+            expires_at=utcnow() + carried.life if carried is not None else None,
         )
         if not self._relay_woken:
             self.scheduler.add_task(self.wake_relay)

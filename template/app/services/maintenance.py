@@ -3,8 +3,8 @@
 Each operation is a delete by a condition that holds for a row or an object or does
 not, so runs on several workers at once delete each thing once and nothing else: on
 PostgreSQL a second DELETE waits for the first's row locks, then finds those rows
-gone; deleting a storage object that is already gone is not an error. (Sent outbox
-messages are purged by `OutboxService.purge_sent`.)
+gone; deleting a storage object that is already gone is not an error. (Sent and expired
+outbox messages are purged by `OutboxService.purge_finished`.)
 """
 
 from datetime import datetime, timedelta

@@ -31,8 +31,9 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import structlog
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.config import Settings
@@ -54,9 +55,13 @@ MAX_ERROR_LENGTH = 1000
 # reported: a message that kills its worker (or always outlives its lease) would be
 # retried forever otherwise.
 UNFINISHED_ATTEMPTS_ERROR = "attempts used up without an outcome"
-# The `last_error` of a message whose link stopped working before it could be sent: the
-# user asks again (a new link, a new message); sending it would only disappoint them.
+# The `last_error` of a message whose link stopped working before it could be sent
+# (`OutboxStatus.EXPIRED`): sending it would only hand the user a link that fails.
 EXPIRED_ERROR = "its link expired before it could be sent"
+SUPERSEDED_ERROR = "a newer message with a link of the same purpose replaced it"
+# A message is started only while its link has this long left: a send takes up to the
+# provider's timeouts (SMTP: one per command), and the user needs time to open it.
+LINK_MARGIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +95,19 @@ def backoff_seconds(failures: int, base: float, cap: float) -> float:
     return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
 
 
-def _unexpired(now: datetime) -> ColumnElement[bool]:
-    """The message carries no link, or one that still works at `now`."""
-    return or_(OutboxMessage.expires_at.is_(None), OutboxMessage.expires_at > now)
+def _link_works(now: datetime) -> ColumnElement[bool]:
+    """The message carries no link, or one with `LINK_MARGIN` left at `now`."""
+    return or_(OutboxMessage.expires_at.is_(None), OutboxMessage.expires_at > now + LINK_MARGIN)
+
+
+def _superseded() -> ColumnElement[bool]:
+    """A newer message carries a link of the same purpose to the same address."""
+    newer = aliased(OutboxMessage)
+    return exists().where(
+        newer.to_email == OutboxMessage.to_email,
+        newer.link_purpose == OutboxMessage.link_purpose,
+        newer.created_at > OutboxMessage.created_at,
+    )
 
 
 class OutboxService:
@@ -109,10 +124,15 @@ class OutboxService:
         subject: str,
         html_body: str,
         text_body: str,
+        link_purpose: str | None = None,
         expires_at: datetime | None = None,
     ) -> OutboxMessage:
         """Add a message to `db`'s transaction; it exists once (and if) the caller commits.
-        A message with `expires_at` (the end of its link's life) is never sent after it."""
+
+        A message with a link gives its one-time token's purpose and expiry: it is not
+        sent once the link has less than `LINK_MARGIN` left, nor once a newer message
+        with a link of the same purpose to the same address exists (`OutboxStatus.EXPIRED`).
+        """
         message = OutboxMessage(
             id=uuid.uuid4(),
             idempotency_key=uuid.uuid4().hex,
@@ -125,6 +145,7 @@ class OutboxService:
             attempts=0,
             failures=0,
             next_attempt_at=utcnow(),
+            link_purpose=link_purpose,
             expires_at=expires_at,
         )
         db.add(message)
@@ -139,8 +160,8 @@ class OutboxService:
         relay has locked, SQLite runs one writer at a time.
         """
         now = utcnow()
+        await self._expire_stale_links(db, now)
         await self._dead_letter_unfinished(db, now)
-        await self._dead_letter_expired(db, now)
         due = (
             select(OutboxMessage.id)
             .where(*self._due(now), self._attempts_left())
@@ -189,31 +210,43 @@ class OutboxService:
                 attempts=attempts,
             )
 
-    async def _dead_letter_expired(self, db: AsyncSession, now: datetime) -> None:
-        """Dead-letter the due messages whose link has expired, their bodies erased (the
-        link is of no use to anyone now). A message's retries can outlast its link: the
-        password reset's lives PASSWORD_RESET_TTL_MINUTES."""
-        dead = await db.execute(
-            update(OutboxMessage)
-            .where(*self._due(now), OutboxMessage.expires_at <= now)
-            .values(
-                status=OutboxStatus.DEAD,
-                last_error=EXPIRED_ERROR,
-                locked_until=None,
-                html_body="",
-                text_body="",
-            )
-            .returning(OutboxMessage.id, OutboxMessage.template, OutboxMessage.attempts)
-            .execution_options(synchronize_session=False)
+    async def _expire_stale_links(self, db: AsyncSession, now: datetime) -> None:
+        """End, unsent, the messages waiting (due, or dead) whose link no longer works:
+        expired (a message's retries can outlast a 30-minute reset link) or superseded
+        by a newer one. Their bodies are erased, and a dead one leaves the dead letters,
+        as no retry could help it."""
+        waiting = or_(
+            and_(*self._due(now)),
+            and_(
+                OutboxMessage.status == OutboxStatus.DEAD,
+                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
+            ),
         )
-        for message_id, template, attempts in dead.all():
-            OUTBOX_OUTCOMES.labels(outcome="dead").inc()
-            logger.error(
-                "email_link_expired_unsent",
-                template=template,
-                message_id=str(message_id),
-                attempts=attempts,
+        for stale, reason in (
+            (~_link_works(now), EXPIRED_ERROR),
+            (_superseded(), SUPERSEDED_ERROR),
+        ):
+            expired = await db.execute(
+                update(OutboxMessage)
+                .where(waiting, OutboxMessage.link_purpose.is_not(None), stale)
+                .values(
+                    status=OutboxStatus.EXPIRED,
+                    last_error=reason,
+                    locked_until=None,
+                    html_body="",
+                    text_body="",
+                )
+                .returning(OutboxMessage.id, OutboxMessage.template)
+                .execution_options(synchronize_session=False)
             )
+            for message_id, template in expired.all():
+                OUTBOX_OUTCOMES.labels(outcome="expired").inc()
+                logger.warning(
+                    "email_link_stale_unsent",
+                    template=template,
+                    message_id=str(message_id),
+                    reason=reason,
+                )
 
     def _attempts_left(self) -> ColumnElement[bool]:
         return OutboxMessage.attempts < self.settings.outbox_max_attempts
@@ -282,7 +315,7 @@ class OutboxService:
                 OutboxMessage.attempts == handout.attempt,
                 self._attempts_left(),
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
-                _unexpired(now),  # a job that waited past the link's end: the relay ends it
+                _link_works(now),  # a job that waited past the link's end: the relay ends it
             )
             .values(attempts=OutboxMessage.attempts + 1, locked_until=now + self.lease)
             .execution_options(synchronize_session=False)
@@ -383,7 +416,7 @@ class OutboxService:
         """Give dead messages (the given ones, or every one) a fresh retry budget, due now;
         how many. One whose link has expired stays dead: its user must ask again. Commits."""
         statement = update(OutboxMessage).where(
-            OutboxMessage.status == OutboxStatus.DEAD, _unexpired(utcnow())
+            OutboxMessage.status == OutboxStatus.DEAD, _link_works(utcnow())
         )
         if message_ids is not None:
             statement = statement.where(OutboxMessage.id.in_(message_ids))
@@ -399,13 +432,20 @@ class OutboxService:
         await db.commit()
         return cast(CursorResult[tuple[()]], retried).rowcount
 
-    async def purge_sent(self, db: AsyncSession, older_than: timedelta) -> int:
-        """Delete messages sent longer than `older_than` ago; how many. Commits."""
+    async def purge_finished(self, db: AsyncSession, older_than: timedelta) -> int:
+        """Delete messages sent, or expired unsent, longer than `older_than` ago; how many.
+        Commits."""
+        cutoff = utcnow() - older_than
         purged = await db.execute(
             delete(OutboxMessage)
             .where(
-                OutboxMessage.status == OutboxStatus.SENT,
-                OutboxMessage.sent_at < utcnow() - older_than,
+                or_(
+                    and_(OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at < cutoff),
+                    and_(
+                        OutboxMessage.status == OutboxStatus.EXPIRED,
+                        OutboxMessage.updated_at < cutoff,
+                    ),
+                )
             )
             .execution_options(synchronize_session=False)
         )

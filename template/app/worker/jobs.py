@@ -50,7 +50,8 @@ async def sweep_orphaned_uploads(context: JobContext) -> int:
 
 
 async def purge_sent_outbox(context: JobContext) -> int:
-    """Scheduled: outbox messages sent longer ago than the retention; how many."""
+    """Scheduled: outbox messages sent (or expired unsent) longer ago than the retention;
+    how many."""
     retention = timedelta(days=context.settings.outbox_retention_days)
     async with context.session_factory() as db:
-        return await context.outbox.purge_sent(db, retention)
+        return await context.outbox.purge_finished(db, retention)

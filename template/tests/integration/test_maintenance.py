@@ -126,20 +126,24 @@ async def _stored(storage: Storage) -> set[str]:
     return set(await storage.keys_written_before(utcnow() + timedelta(minutes=1)))
 
 
-async def test_sent_outbox_messages_are_purged_after_the_retention(
+async def test_finished_outbox_messages_are_purged_after_the_retention(
     app: FastAPI, db_session: AsyncSession, resources: Resources
 ) -> None:
+    """Sent ones by when they were sent; expired ones (never sent) by when they expired."""
     settings, now = resources.settings, utcnow()
     outbox = OutboxService(settings)
     retention = timedelta(days=settings.outbox_retention_days)
+    long_ago, lately = now - retention - timedelta(hours=1), now - retention + timedelta(hours=1)
     cases = {
-        "sent long ago": (OutboxStatus.SENT, now - retention - timedelta(hours=1)),
-        "sent lately": (OutboxStatus.SENT, now - retention + timedelta(hours=1)),
+        "sent long ago": (OutboxStatus.SENT, long_ago),
+        "sent lately": (OutboxStatus.SENT, lately),
+        "expired long ago": (OutboxStatus.EXPIRED, long_ago),
+        "expired lately": (OutboxStatus.EXPIRED, lately),
         "pending": (OutboxStatus.PENDING, None),
         "dead": (OutboxStatus.DEAD, None),
     }
     messages = {}
-    for name, (status, sent_at) in cases.items():
+    for name, (status, finished_at) in cases.items():
         message = outbox.add(
             db_session,
             template="welcome",
@@ -148,12 +152,15 @@ async def test_sent_outbox_messages_are_purged_after_the_retention(
             html_body="",
             text_body="",
         )
-        message.status, message.sent_at = status, sent_at
+        message.status = status
         message.created_at = now - retention * 2
+        if status is OutboxStatus.SENT:
+            message.sent_at = finished_at
+        message.updated_at = finished_at or message.created_at
         messages[name] = message
     await db_session.commit()
 
     await run_twice_at_once(app, PURGE_SENT_OUTBOX)
 
     left = set(await db_session.scalars(select(OutboxMessage.subject)))
-    assert left == {"sent lately", "pending", "dead"}
+    assert left == {"sent lately", "expired lately", "pending", "dead"}

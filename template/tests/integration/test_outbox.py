@@ -22,6 +22,8 @@ from app.models.outbox import OutboxMessage, OutboxStatus
 from app.services.mail_service import MailService
 from app.services.outbox_service import (
     EXPIRED_ERROR,
+    LINK_MARGIN,
+    SUPERSEDED_ERROR,
     UNFINISHED_ATTEMPTS_ERROR,
     Handout,
     OutboxService,
@@ -235,7 +237,7 @@ async def test_a_refusal_for_now_is_retried_and_one_for_good_is_dead_at_once(
     outbox: list[RecordedEmail],
     db_session: AsyncSession,
     resources: Resources,
-    refuse_recipients: Callable[[bool], None],
+    refuse_recipients: Callable[[bool | None], None],
 ) -> None:
     """RFC 5321 4.2.1: a 4yz reply is worth another attempt, a 5yz one is the answer every
     attempt will get (an HTTP API: 503 against 400). A message refused for good is dead
@@ -292,15 +294,97 @@ async def test_a_message_whose_link_expires_while_it_waits_is_dead_and_never_sen
 
     await run_relay(app)  # the mail server works again
 
-    dead = await only_message(db_session)
-    assert (dead.status, dead.last_error) == (OutboxStatus.DEAD, EXPIRED_ERROR)
-    assert dead.html_body == dead.text_body == "", "a dead link is of no use to keep"
+    expired = await only_message(db_session)
+    assert (expired.status, expired.last_error) == (OutboxStatus.EXPIRED, EXPIRED_ERROR)
+    assert expired.html_body == expired.text_body == "", "a dead link is of no use to keep"
     settings = resources.settings
     assert await anyio.to_thread.run_sync(main, ["outbox", "retry", "--all"], settings) == 0
     assert "0 dead message(s) queued again" in capsys.readouterr().out
-    assert await anyio.to_thread.run_sync(main, ["outbox", "retry", str(dead.id)], settings) == 1
+    retry = ["outbox", "retry", str(expired.id)]
+    assert await anyio.to_thread.run_sync(main, retry, settings) == 1
     await run_relay(app)
     assert outbox == []
+
+
+async def test_a_link_with_less_than_the_margin_left_is_not_started(
+    app: FastAPI, mailer: MailService, outbox: list[RecordedEmail], db_session: AsyncSession
+) -> None:
+    """A send may take the provider's timeouts (SMTP: one per command): a message started
+    in its link's last seconds would arrive with a dead link."""
+    mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=10")
+    await db_session.commit()
+    await db_session.execute(
+        update(OutboxMessage).values(expires_at=utcnow() + LINK_MARGIN - timedelta(seconds=5))
+    )
+    await db_session.commit()
+
+    await run_relay(app)
+
+    assert (await only_message(db_session)).status is OutboxStatus.EXPIRED
+    assert outbox == []
+
+
+async def test_a_newer_link_of_the_same_purpose_supersedes_an_unsent_one(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    outbox: list[RecordedEmail],
+    db_session: AsyncSession,
+    resources: Resources,
+    refuse_recipients: Callable[[bool | None], None],
+) -> None:
+    """A user who asks twice for a reset while the mail server refuses for now gets only
+    the newer link once it is back: the newer token ended the older one. A link of
+    another purpose, and a message without a link, are not touched."""
+    settings = resources.settings.model_copy(
+        update={"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
+    )
+    with jobs_using(app, settings=settings):
+        refuse_recipients(False)
+        mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=old")
+        await db_session.commit()
+        await tasks()  # refused for now: waits for its retry
+        mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=new")
+        mailer.send_verification(db_session, "ada@example.com", "https://app.example.com/v?t=v")
+        mailer.send_account_exists(db_session, "ada@example.com")
+        await db_session.commit()
+        refuse_recipients(None)  # the server is back
+        await relay_when_due(app)
+
+    links = sorted(
+        link for sent in outbox for link in ("t=old", "t=new", "t=v") if link in sent.html
+    )
+    assert links == ["t=new", "t=v"]
+    assert len(outbox) == 3
+    older = await db_session.scalars(select(OutboxMessage).where(OutboxMessage.attempts == 1))
+    statuses = {(m.status, m.last_error) for m in older.all() if m.template == "reset_password"}
+    assert (OutboxStatus.EXPIRED, SUPERSEDED_ERROR) in statuses
+
+
+async def test_a_dead_message_whose_link_expires_leaves_the_dead_letters(
+    app: FastAPI,
+    mailer: MailService,
+    tasks: BackgroundTasks,
+    db_session: AsyncSession,
+    resources: Resources,
+    refuse_recipients: Callable[[bool | None], None],
+) -> None:
+    """No retry can help it any more: it stops counting as a dead letter (the alert on
+    `outbox_dead_messages` clears by itself) and its body, link and all, is erased."""
+    refuse_recipients(True)
+    mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=11")
+    await db_session.commit()
+    await tasks()
+    service = OutboxService(resources.settings)
+    assert (await service.counts(db_session)).dead == 1
+    await db_session.execute(update(OutboxMessage).values(expires_at=utcnow()))
+    await db_session.commit()
+
+    await run_relay(app)
+
+    expired = await only_message(db_session)
+    assert (expired.status, expired.html_body) == (OutboxStatus.EXPIRED, "")
+    assert (await service.counts(db_session)).dead == 0
 
 
 async def test_a_job_that_waited_past_its_message_s_link_sends_nothing(
@@ -327,6 +411,31 @@ async def test_a_job_that_waited_past_its_message_s_link_sends_nothing(
 
     assert status is None
     assert outbox == []
+
+
+async def test_the_dead_listing_shows_a_stored_error_on_its_own_line_and_inert(
+    mailer: MailService,
+    db_session: AsyncSession,
+    resources: Resources,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A provider's answer is stored as the error: its line breaks and terminal escapes
+    must not forge rows of the listing or reach the operator's terminal."""
+    mailer.send_account_exists(db_session, "ada@example.com")
+    await db_session.commit()
+    forged = "refused\n00000000-0000-0000-0000-000000000000  welcome  \x1b[2Jforged\r"
+    await db_session.execute(
+        update(OutboxMessage).values(status=OutboxStatus.DEAD, last_error=forged)
+    )
+    await db_session.commit()
+
+    assert await anyio.to_thread.run_sync(main, ["outbox", "dead"], resources.settings) == 0
+
+    listing = capsys.readouterr().out
+    assert listing.count("\n") == 1
+    assert "\x1b" not in listing
+    assert "\r" not in listing
+    assert "\\x1b[2Jforged\\r" in listing
 
 
 class NeverAnswers:
