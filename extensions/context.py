@@ -29,8 +29,10 @@ RUNTIME_DEPENDENCIES = [
     "pydantic-settings>=2.11",
     "pyjwt>=2.10.1",
     # 0.0.30: the fix of the 2026 multipart parsing advisories (CVE-2026-24486, CVE-2026-40347,
-    # CVE-2026-42561), reachable through the upload route.
-    "python-multipart>=0.0.30",
+    # CVE-2026-42561), reachable through the upload route; 0.0.33: a media type in capitals
+    # with parameters (`MULTIPART/FORM-DATA; boundary=...`, RFC 9110 8.3.1: case-insensitive)
+    # is multipart too (before it Starlette read no form: a misleading 422).
+    "python-multipart>=0.0.33",
     # hiredis: the C reply parser (a tenth less CPU per round trip on the auth path).
     # 8.0: what taskiq-redis (the worker's broker) requires.
     "redis[hiredis]>=8.0",

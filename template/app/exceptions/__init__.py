@@ -185,6 +185,14 @@ class GrantRefusedException(ForbiddenException):
         super().__init__(message, details={"missing_permissions": missing_permissions})
 
 
+class OwnAccountException(ForbiddenException):
+    """The caller's own account through a route for other people's: erasing it needs the
+    password, which `DELETE /users/me` asks for (re-authentication before a sensitive
+    account change, OWASP ASVS 4.0.3 V3.7.1)."""
+
+    default_message = "Erase your own account with DELETE /users/me, which asks for your password"
+
+
 class NotFoundException(AppException):
     """The resource does not exist, or is not one the caller may see."""
 

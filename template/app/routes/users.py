@@ -11,6 +11,7 @@ from app.exceptions import (
     IncorrectPasswordException,
     InvalidCursorException,
     NotFoundException,
+    OwnAccountException,
     PasswordRefusedException,
     ServerBusyException,
 )
@@ -125,7 +126,9 @@ async def create_user(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=ADMINISTER_USERS,
-    responses=errors(GrantRefusedException, NotFoundException, ConflictException),
+    responses=errors(
+        GrantRefusedException, OwnAccountException, NotFoundException, ConflictException
+    ),
 )
 async def delete_user(
     user_id: UserId,
@@ -136,7 +139,10 @@ async def delete_user(
     storage: StorageDep,
 ) -> None:
     """Erase a user as `DELETE /users/me` does. Not a user who holds permissions you do
-    not (403), nor the last administrator (409)."""
+    not (403), nor the last administrator (409), nor yourself (403: `DELETE /users/me`
+    asks for your password)."""
+    if user_id == principal.user_id:
+        raise OwnAccountException()
     await user_service.ensure_outranks(db, principal, user_id)
     sessions = await user_service.erase(db, resources.cache, storage, user_id)
     await auth.mark_sessions_ended(sessions)

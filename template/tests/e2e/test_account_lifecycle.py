@@ -100,6 +100,24 @@ async def test_the_last_administrator_cannot_erase_itself(
     assert await _rows(resources, "users", user["id"]) == 1
 
 
+async def test_an_administrator_cannot_erase_itself_without_its_password(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """The administrators' route would skip the password `DELETE /users/me` asks for: a
+    stolen access token must not be enough to erase the account it belongs to."""
+    user = await register_user(client)
+    await set_roles(resources, user["id"], "admin")
+    await set_roles(resources, (await register_user(client))["id"], "admin")  # not the last
+    headers = await login(client, user["email"])
+
+    response = await client.delete(f"{API}/users/{user['id']}", headers=headers)
+
+    error = error_of(response, 403, "forbidden")
+    assert "DELETE /users/me" in error["message"]
+    assert await _rows(resources, "users", user["id"]) == 1
+    assert (await client.get(f"{API}/users/me", headers=headers)).status_code == 200
+
+
 async def test_an_administrator_creates_and_deletes_users(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:

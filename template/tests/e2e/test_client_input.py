@@ -372,6 +372,31 @@ async def test_nul_in_an_upload_file_name_is_refused(
 
 
 @pytest.mark.parametrize(
+    "media_type", ["MULTIPART/FORM-DATA", "Multipart/Form-Data; charset=utf-8"]
+)
+async def test_the_multipart_media_type_is_case_insensitive(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], media_type: str
+) -> None:
+    """RFC 9110 8.3.1: type and subtype are case-insensitive (python-multipart before
+    0.0.33 kept the capitals when parameters followed, and no form was read)."""
+    body = (
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n"
+        b"hello\r\n--XyZ--\r\n"
+    )
+
+    response = await client.post(
+        f"{API}/files",
+        content=body,
+        headers={**auth_headers, "Content-Type": f"{media_type}; boundary=XyZ"},
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["size"] == 5
+
+
+@pytest.mark.parametrize(
     "body",
     [
         # The contract fuzz's find: a part with no header block (Starlette before 1.7
