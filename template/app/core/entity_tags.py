@@ -29,9 +29,10 @@ def none_match(if_none_match: str | None, etag: str) -> bool:
 
 def match(if_match: str | None, etag: str) -> bool:
     """Whether `If-Match` lets a write through (false: answer 412); RFC 9110, 13.1.1,
-    strong comparison. `*` matches any current representation; no header, anything; a
-    value that is not a list of entity tags names no version, so matches nothing."""
+    strong comparison. `*` alone matches any current representation; no header,
+    anything; a value that is neither `*` nor a list of entity tags (`*, "x"` among
+    them) names no version, so matches nothing."""
     if if_match is None:
         return True
     candidates = _listed(if_match)
-    return "*" in candidates or etag in candidates
+    return candidates == ["*"] or ("*" not in candidates and etag in candidates)

@@ -4,7 +4,7 @@ who may change an article) is decided by `article_service`."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from pydantic.json_schema import SkipJsonSchema
 
 from app.exceptions import (
@@ -34,19 +34,30 @@ router = APIRouter(route_class=ApiRoute)
 
 ArticleId = Annotated[uuid.UUID, Path(description="The article's id.")]
 
+
 # Writes take the `ETag` of the article as the caller read it: a write that would undo
 # someone else's change since is refused (RFC 9110, 13.1.1). Optional: without it, the
 # write is unconditional.
-IfMatch = Annotated[
-    # Optional, but never null in the document: a header is sent or left out.
-    str | SkipJsonSchema[None],
-    Header(
-        alias="If-Match",
-        description="The `ETag` of the article as you last read it (or `*`): 412 "
-        "`precondition_failed` if it has changed since (or if the value names no version "
-        "at all). Leave it out to write regardless.",
-    ),
-]
+def _if_match(
+    request: Request,
+    if_match: Annotated[
+        # Optional, but never null in the document: a header is sent or left out.
+        str | SkipJsonSchema[None],
+        Header(
+            alias="If-Match",
+            description="The `ETag` of the article as you last read it (or `*`): 412 "
+            "`precondition_failed` if it has changed since (or if the value names no "
+            "version at all). Leave it out to write regardless.",
+        ),
+    ] = None,
+) -> str | None:
+    """Every `If-Match` line as one list (RFC 9110, 5.3: lines of a list field combine);
+    the parameter documents the header, whose first line alone it would hold."""
+    lines = request.headers.getlist("If-Match")
+    return ", ".join(lines) if lines else None
+
+
+IfMatch = Annotated[str | None, Depends(_if_match)]
 
 
 @router.get(

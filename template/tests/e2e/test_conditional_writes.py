@@ -80,6 +80,7 @@ async def test_a_write_from_the_current_etag_goes_through(
         ("null", 412),
         ("not-quoted", 412),
         ('"a" "b"', 412),
+        ('*, "not-a-version"', 412),  # `*` is only ever alone
     ],
 )
 async def test_if_match_compares_strongly(
@@ -91,6 +92,30 @@ async def test_if_match_compares_strongly(
     headers = dict(auth_headers)
     if if_match is not None:
         headers["If-Match"] = if_match.format(current=current)
+
+    response = await client.patch(url, json={"title": "Changed"}, headers=headers)
+
+    assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(
+    ("lines", "status"),
+    [
+        (['"not-a-version"', "{current}"], 200),  # the second line holds the current tag
+        (["*", '"not-a-version"'], 412),  # combined: `*, "..."` names no version
+    ],
+)
+async def test_if_match_lines_combine_into_one_list(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], lines: list[str], status: int
+) -> None:
+    """RFC 9110, 5.3: a list field sent on several lines is one list, not its first line."""
+    article = await create_article(client, auth_headers)
+    url = f"{API}/articles/{article['id']}"
+    current = (await _read(client, url, auth_headers)).headers["ETag"]
+    headers = [
+        *auth_headers.items(),
+        *(("If-Match", line.format(current=current)) for line in lines),
+    ]
 
     response = await client.patch(url, json={"title": "Changed"}, headers=headers)
 
