@@ -58,8 +58,15 @@ def upgrade() -> None:
         ["status", "next_attempt_at"],
         unique=False,
     )
+    op.create_index(
+        "ix_outbox_messages_to_email_link_purpose",
+        "outbox_messages",
+        ["to_email", "link_purpose", "created_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_messages_to_email_link_purpose", table_name="outbox_messages")
     op.drop_index("ix_outbox_messages_status_next_attempt_at", table_name="outbox_messages")
     op.drop_table("outbox_messages")

@@ -32,6 +32,8 @@ class OutboxMessage(BaseModel):
     __table_args__ = (
         # The relay's query: due pending messages, oldest first.
         Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        # The relay's search for a newer link of the same purpose to the same address.
+        Index("ix_outbox_messages_to_email_link_purpose", "to_email", "link_purpose", "created_at"),
     )
 
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
