@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("link_purpose", sa.String(length=32), nullable=True),
+        sa.Column("link_digest", sa.String(length=64), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -58,15 +59,8 @@ def upgrade() -> None:
         ["status", "next_attempt_at"],
         unique=False,
     )
-    op.create_index(
-        "ix_outbox_messages_to_email_link_purpose",
-        "outbox_messages",
-        ["to_email", "link_purpose", "created_at"],
-        unique=False,
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_messages_to_email_link_purpose", table_name="outbox_messages")
     op.drop_index("ix_outbox_messages_status_next_attempt_at", table_name="outbox_messages")
     op.drop_table("outbox_messages")

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Protocol
 
+from email_validator import EmailNotValidError, validate_email
+
 
 class EmailDeliveryError(Exception):
     """The message could not be handed over: provider unreachable, refusing, or not configured."""
@@ -18,6 +20,17 @@ class PermanentDeliveryError(EmailDeliveryError):
 
 class InvalidEmailError(ValueError):
     """The message is unsafe to send as it is (for example, a line break in a header value)."""
+
+
+def ascii_domain(address: str) -> str:
+    """`address` with its domain in IDNA A-labels (`xn--`, RFC 5890), the form every mail
+    server takes (stored addresses keep the Unicode form users typed); unchanged when it
+    is not one address. A Unicode local part stays: it needs SMTPUTF8 (RFC 6531)."""
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return address  # not for this function to judge: the server or the API answers
+    return f"{valid.local_part}@{valid.ascii_domain}"
 
 
 def validate_header_values(**values: str) -> None:

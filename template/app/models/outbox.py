@@ -32,8 +32,6 @@ class OutboxMessage(BaseModel):
     __table_args__ = (
         # The relay's query: due pending messages, oldest first.
         Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
-        # The relay's search for a newer link of the same purpose to the same address.
-        Index("ix_outbox_messages_to_email_link_purpose", "to_email", "link_purpose", "created_at"),
     )
 
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -57,8 +55,8 @@ class OutboxMessage(BaseModel):
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
-    # The link the message carries, if any: the purpose of its one-time token (a newer
-    # message with a link of the same purpose to the same address supersedes it: the
-    # newer token ends the older one) and when the token expires.
+    # The one-time token the message's link carries, if any (`LinkToken`): its purpose
+    # and digest (the token store says whether it still works) and when it expires.
     link_purpose: Mapped[str | None] = mapped_column(String(32))
+    link_digest: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None]

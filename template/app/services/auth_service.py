@@ -290,7 +290,7 @@ class AuthService:
             await self._tell_owner(db, email, mailer)
             return
         user_id = uuid.uuid4()
-        mailer.send_welcome(db, email, await self._verification_link(user_id))
+        mailer.send_welcome(db, email, *await self._verification_link(user_id))
         try:
             await user_service.register(
                 db, data, self.hasher, [self.settings.default_role], user_id=user_id
@@ -316,13 +316,14 @@ class AuthService:
         user = await user_service.get_by_email(db, email)
         if user is None or not user.is_active or user.is_verified:
             return
-        mailer.send_verification(db, user.email, await self._verification_link(user.id))
+        mailer.send_verification(db, user.email, *await self._verification_link(user.id))
         await db.commit()
 
-    async def _verification_link(self, user_id: uuid.UUID) -> str:
+    async def _verification_link(self, user_id: uuid.UUID) -> tuple[str, str]:
+        """A new verification link for the user, and the token in it."""
         ttl = self.settings.email_verification_ttl_minutes * 60
         token = await one_time_tokens.issue(self.cache, TokenPurpose.VERIFY_EMAIL, user_id, ttl)
-        return f"{self.settings.public_url}/verify-email?token={token}"
+        return f"{self.settings.public_url}/verify-email?token={token}", token
 
     async def confirm_email(self, db: AsyncSession, token: str) -> None:
         user_id = await one_time_tokens.consume(self.cache, TokenPurpose.VERIFY_EMAIL, token)
@@ -342,9 +343,8 @@ class AuthService:
             return
         ttl = self.settings.password_reset_ttl_minutes * 60
         token = await one_time_tokens.issue(self.cache, TokenPurpose.RESET_PASSWORD, user.id, ttl)
-        mailer.send_password_reset(
-            db, user.email, f"{self.settings.public_url}/reset-password?token={token}"
-        )
+        link = f"{self.settings.public_url}/reset-password?token={token}"
+        mailer.send_password_reset(db, user.email, link, token)
         await db.commit()
 
     async def reset_password(self, db: AsyncSession, token: str, new_password: str) -> None:

@@ -43,6 +43,20 @@ async def issue(cache: Cache, purpose: TokenPurpose, user_id: uuid.UUID, ttl_sec
     return token
 
 
+def token_digest(token: str) -> str:
+    """What the store keeps of a token (SHA-256, hex): enough to check it, not to use it."""
+    return _digest(token)
+
+
+async def works(cache: Cache, purpose: TokenPurpose, digest: str) -> bool:
+    """Whether the token with this `digest` would still be accepted: issued, not used,
+    not expired, not superseded by a newer one, not revoked."""
+    value = await cache.get(_key(purpose, digest))
+    if not value:
+        return False
+    return await _is_latest(cache, purpose, uuid.UUID(value), digest)
+
+
 async def peek(cache: Cache, purpose: TokenPurpose, token: str) -> uuid.UUID | None:
     """The user the token was issued for, without using it up; None if unknown, used,
     expired or superseded. Check what the token is for with it, then `consume` it."""

@@ -31,11 +31,11 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import structlog
-from sqlalchemy import CursorResult, and_, delete, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.metrics import OUTBOX_OUTCOMES, OUTBOX_UNCERTAIN_REDELIVERIES
 from app.email.base import (
@@ -46,6 +46,8 @@ from app.email.base import (
 )
 from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
+from app.services import one_time_tokens
+from app.services.one_time_tokens import TokenPurpose
 
 logger = structlog.stdlib.get_logger(__name__)
 
@@ -58,7 +60,9 @@ UNFINISHED_ATTEMPTS_ERROR = "attempts used up without an outcome"
 # The `last_error` of a message whose link stopped working before it could be sent
 # (`OutboxStatus.EXPIRED`): sending it would only hand the user a link that fails.
 EXPIRED_ERROR = "its link expired before it could be sent"
-SUPERSEDED_ERROR = "a newer message with a link of the same purpose replaced it"
+# Its link's token stopped working: used, replaced by a newer one, or revoked (the
+# account erased, every session ended); the one-time token store says so, not the outbox.
+LINK_DEAD_ERROR = "its link stopped working before it could be sent"
 # A message is started only while its link has this long left: a send takes up to the
 # provider's timeouts (SMTP: one per command), and the user needs time to open it.
 LINK_MARGIN = timedelta(minutes=1)
@@ -95,19 +99,35 @@ def backoff_seconds(failures: int, base: float, cap: float) -> float:
     return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
 
 
-def _link_works(now: datetime) -> ColumnElement[bool]:
+@dataclass(frozen=True, slots=True)
+class LinkToken:
+    """The one-time token a message's link carries: what for, its digest (never the
+    token: the bodies hold that, and are erased once sent; None: not checked with the
+    token store) and when it expires."""
+
+    purpose: TokenPurpose
+    digest: str | None
+    expires_at: datetime
+
+
+def _lives_on(now: datetime) -> ColumnElement[bool]:
     """The message carries no link, or one with `LINK_MARGIN` left at `now`."""
     return or_(OutboxMessage.expires_at.is_(None), OutboxMessage.expires_at > now + LINK_MARGIN)
 
 
-def _superseded() -> ColumnElement[bool]:
-    """A newer message carries a link of the same purpose to the same address."""
-    newer = aliased(OutboxMessage)
-    return exists().where(
-        newer.to_email == OutboxMessage.to_email,
-        newer.link_purpose == OutboxMessage.link_purpose,
-        newer.created_at > OutboxMessage.created_at,
-    )
+async def _link_works(cache: Cache, message: OutboxMessage) -> bool:
+    """Whether the token store still accepts the message's link (true without one). With
+    the store unreachable the link is taken to work: a stale link, at worst, against an
+    email lost."""
+    if message.link_purpose is None or message.link_digest is None:
+        return True
+    try:
+        return await one_time_tokens.works(
+            cache, TokenPurpose(message.link_purpose), message.link_digest
+        )
+    except Exception:  # whatever the store's failure, the message is worth sending
+        logger.warning("email_link_check_unavailable", message_id=str(message.id), exc_info=True)
+        return True
 
 
 class OutboxService:
@@ -124,14 +144,12 @@ class OutboxService:
         subject: str,
         html_body: str,
         text_body: str,
-        link_purpose: str | None = None,
-        expires_at: datetime | None = None,
+        link: LinkToken | None = None,
     ) -> OutboxMessage:
         """Add a message to `db`'s transaction; it exists once (and if) the caller commits.
 
-        A message with a link gives its one-time token's purpose and expiry: it is not
-        sent once the link has less than `LINK_MARGIN` left, nor once a newer message
-        with a link of the same purpose to the same address exists (`OutboxStatus.EXPIRED`).
+        A message with a `link` is not sent once its token has less than `LINK_MARGIN`
+        left, nor once the token store no longer accepts it (`OutboxStatus.EXPIRED`).
         """
         message = OutboxMessage(
             id=uuid.uuid4(),
@@ -145,8 +163,9 @@ class OutboxService:
             attempts=0,
             failures=0,
             next_attempt_at=utcnow(),
-            link_purpose=link_purpose,
-            expires_at=expires_at,
+            link_purpose=link.purpose if link else None,
+            link_digest=link.digest if link else None,
+            expires_at=link.expires_at if link else None,
         )
         db.add(message)
         return message
@@ -157,16 +176,35 @@ class OutboxService:
         Due: pending, `next_attempt_at` passed, no attempt in hand. Each claimed message's
         `next_attempt_at` moves one lease ahead, so relays running at once (several
         workers) never hand the same message twice: PostgreSQL skips the rows another
-        relay has locked, SQLite runs one writer at a time.
+        relay has locked, SQLite runs one writer at a time. First, in batches of the same
+        size, it ends the waiting messages whose link has run out and dead-letters those
+        whose attempts are spent; their outcomes are counted once the transaction commits.
         """
         now = utcnow()
-        await self._expire_stale_links(db, now)
-        await self._dead_letter_unfinished(db, now)
+        batch = limit or self.settings.outbox_relay_batch_size
+        expired = await self._lock_and_update(
+            db,
+            batch,
+            (self._waiting(now), OutboxMessage.expires_at <= now + LINK_MARGIN),
+            status=OutboxStatus.EXPIRED,
+            last_error=EXPIRED_ERROR,
+            html_body="",
+            text_body="",
+        )
+        maximum = self.settings.outbox_max_attempts
+        dead = await self._lock_and_update(
+            db,
+            batch,
+            (*self._due(now), OutboxMessage.attempts >= maximum),
+            status=OutboxStatus.DEAD,
+            last_error=f"{UNFINISHED_ATTEMPTS_ERROR} ({maximum} attempts, the last"
+            " one's worker died or outlived its lease)",
+        )
         due = (
             select(OutboxMessage.id)
             .where(*self._due(now), self._attempts_left())
             .order_by(OutboxMessage.next_attempt_at)
-            .limit(limit or self.settings.outbox_relay_batch_size)
+            .limit(batch)
             .with_for_update(skip_locked=True)
         )
         claimed = await db.execute(
@@ -182,71 +220,49 @@ class OutboxService:
         )
         handouts = [Handout(message_id, attempts) for message_id, attempts in claimed.all()]
         await db.commit()
-        return handouts
-
-    async def _dead_letter_unfinished(self, db: AsyncSession, now: datetime) -> None:
-        """Dead-letter the due messages whose attempts are all spent: the last attempt's
-        lease ended and it never recorded an outcome (`_record` dead-letters those that
-        reported a failure)."""
-        maximum = self.settings.outbox_max_attempts
-        dead = await db.execute(
-            update(OutboxMessage)
-            .where(*self._due(now), OutboxMessage.attempts >= maximum)
-            .values(
-                status=OutboxStatus.DEAD,
-                last_error=f"{UNFINISHED_ATTEMPTS_ERROR} ({maximum} attempts, the last"
-                " one's worker died or outlived its lease)",
-                locked_until=None,
-            )
-            .returning(OutboxMessage.id, OutboxMessage.template, OutboxMessage.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        for message_id, template, attempts in dead.all():
+        for message_id, template in expired:
+            OUTBOX_OUTCOMES.labels(outcome="expired").inc()
+            logger.warning("email_link_expired_unsent", template=template, message_id=message_id)
+        for message_id, template in dead:
             OUTBOX_OUTCOMES.labels(outcome="dead").inc()
             logger.error(
-                "email_dead_lettered_without_outcome",
-                template=template,
-                message_id=str(message_id),
-                attempts=attempts,
+                "email_dead_lettered_without_outcome", template=template, message_id=message_id
             )
+        return handouts
 
-    async def _expire_stale_links(self, db: AsyncSession, now: datetime) -> None:
-        """End, unsent, the messages waiting (due, or dead) whose link no longer works:
-        expired (a message's retries can outlast a 30-minute reset link) or superseded
-        by a newer one. Their bodies are erased, and a dead one leaves the dead letters,
-        as no retry could help it."""
-        waiting = or_(
-            and_(*self._due(now)),
+    @staticmethod
+    async def _lock_and_update(
+        db: AsyncSession, batch: int, where: tuple[ColumnElement[bool], ...], **values: object
+    ) -> list[tuple[str, str]]:
+        """Set `values` on up to `batch` rows matching `where` that no other transaction
+        holds (`SKIP LOCKED`: relays at once never wait on each other's rows, so they
+        cannot deadlock); the (id, template) of each."""
+        rows = (
+            select(OutboxMessage.id)
+            .where(*where)
+            .order_by(OutboxMessage.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        updated = await db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(rows.scalar_subquery()), *where)
+            .values(locked_until=None, **values)
+            .returning(OutboxMessage.id, OutboxMessage.template)
+            .execution_options(synchronize_session=False)
+        )
+        return [(str(message_id), template) for message_id, template in updated.all()]
+
+    @classmethod
+    def _waiting(cls, now: datetime) -> ColumnElement[bool]:
+        """Due, or dead (no retry can help a message whose link ran out): not in hand."""
+        return or_(
+            and_(*cls._due(now)),
             and_(
                 OutboxMessage.status == OutboxStatus.DEAD,
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
             ),
         )
-        for stale, reason in (
-            (~_link_works(now), EXPIRED_ERROR),
-            (_superseded(), SUPERSEDED_ERROR),
-        ):
-            expired = await db.execute(
-                update(OutboxMessage)
-                .where(waiting, OutboxMessage.link_purpose.is_not(None), stale)
-                .values(
-                    status=OutboxStatus.EXPIRED,
-                    last_error=reason,
-                    locked_until=None,
-                    html_body="",
-                    text_body="",
-                )
-                .returning(OutboxMessage.id, OutboxMessage.template)
-                .execution_options(synchronize_session=False)
-            )
-            for message_id, template in expired.all():
-                OUTBOX_OUTCOMES.labels(outcome="expired").inc()
-                logger.warning(
-                    "email_link_stale_unsent",
-                    template=template,
-                    message_id=str(message_id),
-                    reason=reason,
-                )
 
     def _attempts_left(self) -> ColumnElement[bool]:
         return OutboxMessage.attempts < self.settings.outbox_max_attempts
@@ -265,11 +281,14 @@ class OutboxService:
         provider: EmailProvider,
         sender: Sender,
         handout: Handout,
+        cache: Cache,
     ) -> OutboxStatus | None:
         """Make attempt `handout.attempt + 1` at the message; its status afterwards, or None
         when the attempt was not this job's to make (made already, or in another's hands).
 
-        The database connection is handed back while the provider sends.
+        A message whose link's token no longer works (`cache` holds the tokens) is not
+        sent: it is expired. The database connection is handed back while the provider
+        sends.
         """
         async with session_factory() as db:
             message = await self._claim(db, handout)
@@ -277,6 +296,15 @@ class OutboxService:
                 OUTBOX_OUTCOMES.labels(outcome="skipped").inc()
                 return None
             await db.commit()
+        if not await _link_works(cache, message):
+            async with session_factory() as db:
+                await self._end_unsent(db, message, LINK_DEAD_ERROR)
+                await db.commit()
+            OUTBOX_OUTCOMES.labels(outcome="expired").inc()
+            logger.warning(
+                "email_link_dead_unsent", template=message.template, message_id=str(message.id)
+            )
+            return OutboxStatus.EXPIRED
         failure: str | None = None
         permanent = False
         try:
@@ -305,6 +333,20 @@ class OutboxService:
             OUTBOX_OUTCOMES.labels(outcome="dead").inc()
         return status
 
+    @staticmethod
+    async def _end_unsent(db: AsyncSession, message: OutboxMessage, reason: str) -> None:
+        await db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id, OutboxMessage.attempts == message.attempts)
+            .values(
+                status=OutboxStatus.EXPIRED,
+                last_error=reason,
+                locked_until=None,
+                html_body="",
+                text_body="",
+            )
+        )
+
     async def _claim(self, db: AsyncSession, handout: Handout) -> OutboxMessage | None:
         now = utcnow()
         claimed = await db.execute(
@@ -315,7 +357,7 @@ class OutboxService:
                 OutboxMessage.attempts == handout.attempt,
                 self._attempts_left(),
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
-                _link_works(now),  # a job that waited past the link's end: the relay ends it
+                _lives_on(now),  # a job that waited past the link's end: the relay ends it
             )
             .values(attempts=OutboxMessage.attempts + 1, locked_until=now + self.lease)
             .execution_options(synchronize_session=False)
@@ -416,7 +458,7 @@ class OutboxService:
         """Give dead messages (the given ones, or every one) a fresh retry budget, due now;
         how many. One whose link has expired stays dead: its user must ask again. Commits."""
         statement = update(OutboxMessage).where(
-            OutboxMessage.status == OutboxStatus.DEAD, _link_works(utcnow())
+            OutboxMessage.status == OutboxStatus.DEAD, _lives_on(utcnow())
         )
         if message_ids is not None:
             statement = statement.where(OutboxMessage.id.in_(message_ids))

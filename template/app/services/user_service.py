@@ -4,7 +4,7 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, distinct, func, or_, select, update
+from sqlalchemy import and_, delete, distinct, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -24,6 +24,7 @@ from app.models import (
     user_roles,
 )
 from app.models.base import utcnow
+from app.models.outbox import OutboxMessage
 from app.schemas.user import UserCreate, UserListQuery, UserSnapshot, UserUpdate
 from app.services import one_time_tokens
 from app.services.article_service import forget_cached_articles
@@ -299,10 +300,11 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
         self, db: AsyncSession, cache: Cache, storage: Storage, user_id: uuid.UUID
     ) -> list[uuid.UUID]:
         """Delete the account and everything personal to it: profile, role assignments,
-        sessions, articles and uploaded files (rows and stored objects). Refused (409) for
-        the last active holder of an access-administering permission. Returns the ids of
-        the sessions it had, for the caller to mark ended (their tokens die at once);
-        its reset and verification links die here. GDPR art. 17; OWASP ASVS 5.0 V14.2.
+        sessions, articles, uploaded files (rows and stored objects) and mail to it.
+        Refused (409) for the last active holder of an access-administering permission.
+        Returns the ids of the sessions it had, for the caller to mark ended (their
+        tokens die at once); its reset and verification links die here. GDPR art. 17;
+        OWASP ASVS 5.0 V14.2.
         """
         user = await self.get_with_roles(db, user_id)
         keys = list(await db.scalars(select(File.key).where(File.owner_id == user_id)))
@@ -310,6 +312,9 @@ class UserService(CRUDService[User, UserCreate, UserUpdate]):
             await db.scalars(select(AuthSession.id).where(AuthSession.user_id == user_id))
         )
         await db.delete(user)  # rows that name the user go with it (ON DELETE CASCADE)
+        # So does mail to the address, sent or waiting (its links die below anyway).
+        to_the_user = OutboxMessage.to_email == user.email
+        await db.execute(delete(OutboxMessage).where(to_the_user))
         await self.ensure_administrators_remain(db)
         await self.forget_snapshot(cache, user_id)
         await self.invalidate_access(cache)

@@ -31,7 +31,7 @@ async def relay_outbox(context: JobContext, enqueue: Callable[[Handout], Awaitab
 async def deliver_email(context: JobContext, handout: Handout) -> OutboxStatus | None:
     """One attempt at one outbox message (see `OutboxService.deliver`)."""
     return await context.outbox.deliver(
-        context.session_factory, context.email_provider, context.sender, handout
+        context.session_factory, context.email_provider, context.sender, handout, context.cache
     )
 
 

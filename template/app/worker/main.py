@@ -21,6 +21,7 @@ import structlog
 from prometheus_client import REGISTRY, start_http_server
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqScheduler, TaskiqState
 
+from app.core.cache import create_cache
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_session_factory
 from app.core.logging import configure_logging
@@ -69,6 +70,8 @@ def create_worker_broker(settings: Settings) -> AsyncBroker:
         stack.push_async_callback(engine.dispose)
         provider = await stack.enter_async_context(aclosing(create_email_provider(settings)))
         storage = await anyio.to_thread.run_sync(create_storage, settings)
+        cache = create_cache(settings)
+        stack.push_async_callback(cache.close)
         use_context(
             broker,
             JobContext(
@@ -76,6 +79,7 @@ def create_worker_broker(settings: Settings) -> AsyncBroker:
                 session_factory=create_session_factory(engine),
                 email_provider=provider,
                 storage=storage,
+                cache=cache,
             ),
         )
         if settings.worker_metrics_port:

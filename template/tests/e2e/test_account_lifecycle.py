@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.core.resources import Resources
 from app.models import Article, AuthSession, File, User
+from app.models.outbox import OutboxMessage
 from tests.helpers import (
     API,
     DEFAULT_PASSWORD,
@@ -98,6 +99,28 @@ async def test_the_last_administrator_cannot_erase_itself(
 
     error_of(response, 409, "conflict")
     assert await _rows(resources, "users", user["id"]) == 1
+
+
+async def test_erasing_an_account_erases_the_mail_to_it(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """Waiting or sent, a message holds the address (and a waiting one a link): it goes
+    with the account (GDPR art. 17)."""
+    user = await register_user(client)  # a welcome message to the address
+    headers = await login(client, user["email"])
+
+    async def mail_to_the_address() -> int:
+        async with resources.session_factory() as db:
+            query = select(func.count()).where(OutboxMessage.to_email == user["email"])
+            return int(await db.scalar(query) or 0)
+
+    assert await mail_to_the_address() >= 1
+    response = await client.request(
+        "DELETE", f"{API}/users/me", headers=headers, json={"password": DEFAULT_PASSWORD}
+    )
+
+    assert response.status_code == 204, response.text
+    assert await mail_to_the_address() == 0
 
 
 async def test_an_administrator_cannot_erase_itself_without_its_password(

@@ -2,6 +2,7 @@
 backoff while the mail server is down, dead letters and the operator's retry."""
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -19,11 +20,13 @@ from app.email.base import EmailProvider
 from app.main import create_app
 from app.models.base import utcnow
 from app.models.outbox import OutboxMessage, OutboxStatus
+from app.services import one_time_tokens
 from app.services.mail_service import MailService
+from app.services.one_time_tokens import TokenPurpose
 from app.services.outbox_service import (
     EXPIRED_ERROR,
+    LINK_DEAD_ERROR,
     LINK_MARGIN,
-    SUPERSEDED_ERROR,
     UNFINISHED_ATTEMPTS_ERROR,
     Handout,
     OutboxService,
@@ -106,7 +109,7 @@ async def test_a_late_or_repeated_job_for_an_attempt_already_made_sends_nothing(
 
     first, again = [
         await context.outbox.deliver(
-            context.session_factory, context.email_provider, context.sender, handout
+            context.session_factory, context.email_provider, context.sender, handout, context.cache
         )
         for _ in range(2)
     ]
@@ -324,7 +327,7 @@ async def test_a_link_with_less_than_the_margin_left_is_not_started(
     assert outbox == []
 
 
-async def test_a_newer_link_of_the_same_purpose_supersedes_an_unsent_one(
+async def test_a_message_whose_token_stopped_working_is_never_sent(
     app: FastAPI,
     mailer: MailService,
     tasks: BackgroundTasks,
@@ -333,32 +336,52 @@ async def test_a_newer_link_of_the_same_purpose_supersedes_an_unsent_one(
     resources: Resources,
     refuse_recipients: Callable[[bool | None], None],
 ) -> None:
-    """A user who asks twice for a reset while the mail server refuses for now gets only
-    the newer link once it is back: the newer token ended the older one. A link of
-    another purpose, and a message without a link, are not touched."""
-    settings = resources.settings.model_copy(
-        update={"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
-    )
-    with jobs_using(app, settings=settings):
+    """A user asks twice for a reset while the mail server refuses for now: once it is
+    back, only the newer link goes out (issuing it ended the older token, whatever order
+    the two messages were written in). A link revoked meanwhile (every session ended, a
+    password changed) is not sent either; a link of another purpose is untouched."""
+    cache, settings = resources.cache, resources.settings
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+
+    async def issue_reset(user_id: uuid.UUID) -> str:
+        return await one_time_tokens.issue(cache, TokenPurpose.RESET_PASSWORD, user_id, 600)
+
+    def send_reset(to_email: str, token: str) -> None:
+        mailer.send_password_reset(db_session, to_email, f"https://x.example/r?t={token}", token)
+
+    with jobs_using(
+        app,
+        settings=settings.model_copy(
+            update={"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
+        ),
+    ):
         refuse_recipients(False)
-        mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=old")
+        older, newer = await issue_reset(ada), await issue_reset(ada)
+        send_reset("ada@example.com", newer)  # written in the other order, as two requests
+        send_reset("ada@example.com", older)  # that commit out of order would write them
+        revoked = await issue_reset(bob)
+        send_reset("bob@example.com", revoked)
+        verification = await one_time_tokens.issue(cache, TokenPurpose.VERIFY_EMAIL, ada, 600)
+        link = f"https://x.example/v?t={verification}"
+        mailer.send_verification(db_session, "ada@example.com", link, verification)
         await db_session.commit()
-        await tasks()  # refused for now: waits for its retry
-        mailer.send_password_reset(db_session, "ada@example.com", "https://app.example.com/r?t=new")
-        mailer.send_verification(db_session, "ada@example.com", "https://app.example.com/v?t=v")
-        mailer.send_account_exists(db_session, "ada@example.com")
-        await db_session.commit()
+        await tasks()  # refused for now: every message waits for its retry
+        await one_time_tokens.revoke_all(cache, bob)
         refuse_recipients(None)  # the server is back
         await relay_when_due(app)
 
-    links = sorted(
-        link for sent in outbox for link in ("t=old", "t=new", "t=v") if link in sent.html
+    tokens = (newer, older, revoked, verification)
+    sent = sorted(token for email in outbox for token in tokens if token in email.html)
+    assert sent == sorted([newer, verification])
+    ended = await db_session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.EXPIRED)
+        .execution_options(populate_existing=True)
     )
-    assert links == ["t=new", "t=v"]
-    assert len(outbox) == 3
-    older = await db_session.scalars(select(OutboxMessage).where(OutboxMessage.attempts == 1))
-    statuses = {(m.status, m.last_error) for m in older.all() if m.template == "reset_password"}
-    assert (OutboxStatus.EXPIRED, SUPERSEDED_ERROR) in statuses
+    assert {(m.to_email, m.last_error, m.html_body) for m in ended} == {
+        ("ada@example.com", LINK_DEAD_ERROR, ""),
+        ("bob@example.com", LINK_DEAD_ERROR, ""),
+    }
 
 
 async def test_a_dead_message_whose_link_expires_leaves_the_dead_letters(
@@ -405,8 +428,9 @@ async def test_a_job_that_waited_past_its_message_s_link_sends_nothing(
     await db_session.commit()
     context = app_job_context(app)
 
+    handout = Handout(verification.id, 0)
     status = await context.outbox.deliver(
-        context.session_factory, context.email_provider, context.sender, Handout(verification.id, 0)
+        context.session_factory, context.email_provider, context.sender, handout, context.cache
     )
 
     assert status is None
@@ -457,7 +481,9 @@ async def abandoned_attempt(service: OutboxService, resources: Resources) -> lis
     for handout in handouts:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(
-                service.deliver(resources.session_factory, NeverAnswers(), sender, handout),
+                service.deliver(
+                    resources.session_factory, NeverAnswers(), sender, handout, resources.cache
+                ),
                 0.2,
             )
     async with resources.session_factory() as db:
