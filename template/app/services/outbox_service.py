@@ -202,7 +202,7 @@ class OutboxService:
         )
         due = (
             select(OutboxMessage.id)
-            .where(*self._due(now), self._attempts_left())
+            .where(*self._due(now), self._attempts_left(), _lives_on(now))
             .order_by(OutboxMessage.next_attempt_at)
             .limit(batch)
             .with_for_update(skip_locked=True)
@@ -213,6 +213,7 @@ class OutboxService:
                 OutboxMessage.id.in_(due.scalar_subquery()),
                 *self._due(now),
                 self._attempts_left(),
+                _lives_on(now),  # a later run ends the ones past this batch
             )
             .values(next_attempt_at=now + self.lease)
             .returning(OutboxMessage.id, OutboxMessage.attempts)

@@ -141,6 +141,36 @@ async def test_relays_running_at_once_hand_out_each_message_once(
     assert len(first) + len(second) >= 20
 
 
+async def test_relays_ending_expired_links_at_once_end_each_once(
+    mailer: MailService, db_session: AsyncSession, resources: Resources
+) -> None:
+    """On PostgreSQL two relays updating the same expired rows in different orders
+    deadlocked; each now skips the rows the other holds, and counts after committing."""
+    for number in range(60):
+        mailer.send_password_reset(db_session, f"u{number}@example.com", "https://x.example/r")
+    await db_session.commit()
+    await db_session.execute(update(OutboxMessage).values(expires_at=utcnow()))
+    await db_session.commit()
+    service = OutboxService(resources.settings)
+    expired_before = _outcomes("expired")
+
+    async def relay() -> list[Handout]:
+        async with resources.session_factory() as db:
+            return await service.hand_out(db, limit=25)
+
+    for _ in range(2):
+        handed = await asyncio.gather(relay(), relay(), relay())
+        assert [*handed[0], *handed[1], *handed[2]] == [], "an expired link was handed out"
+
+    statuses = set(await db_session.scalars(select(OutboxMessage.status)))
+    assert statuses == {OutboxStatus.EXPIRED}
+    assert _outcomes("expired") == expired_before + 60
+
+
+def _outcomes(outcome: str) -> float:
+    return REGISTRY.get_sample_value("outbox_deliveries_total", {"outcome": outcome}) or 0.0
+
+
 @pytest.mark.usefixtures("fast_retries")
 async def test_a_mail_server_down_for_a_while_gets_the_message_when_it_returns(
     app: FastAPI,
