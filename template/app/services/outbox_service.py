@@ -9,7 +9,9 @@ change that causes it: a rolled-back registration leaves no message behind. Afte
 2. `deliver` claims one attempt with a compare-and-set on `attempts` (a job handed out
    twice, or late, finds the count moved and does nothing), sends through the email
    provider, and records the outcome: sent (bodies erased), a failure to retry after an
-   exponential backoff with full jitter, or dead once `outbox_max_attempts` are spent;
+   exponential backoff with full jitter, or dead once `outbox_max_attempts` are spent
+   or at once for a refusal every attempt would get (`PermanentDeliveryError`); a
+   message whose link no longer works is not sent but `expired` (`LinkToken`);
    an attempt that never reports (its worker died, or it outlived its lease) counts
    too: once the last one's lease ends without an outcome, the relay dead-letters the
    message instead of handing it out again (`UNFINISHED_ATTEMPTS_ERROR`);
