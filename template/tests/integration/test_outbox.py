@@ -4,6 +4,7 @@ backoff while the mail server is down, dead letters and the operator's retry."""
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import anyio
@@ -34,6 +35,7 @@ from app.services.outbox_service import (
     backoff_seconds,
 )
 from app.worker.broker import JobQueue
+from app.worker.context import JobContext
 from tests.helpers import API, DEFAULT_PASSWORD, RecordedEmail, free_port, unique_email
 from tests.jobs import app_broker, app_job_context, jobs_sending_through, jobs_using, run_relay
 
@@ -51,15 +53,16 @@ def mailer(app: FastAPI, tasks: BackgroundTasks, resources: Resources) -> MailSe
 @pytest.fixture
 def fast_retries(app: FastAPI, resources: Resources) -> Iterator[None]:
     """Retries due within 50 ms, three attempts in all."""
-    settings = resources.settings.model_copy(
-        update={
-            "outbox_retry_base_seconds": 0.05,
-            "outbox_retry_max_seconds": 0.05,
-            "outbox_max_attempts": 3,
-        }
-    )
-    with jobs_using(app, settings=settings):
+    with retrying_quickly(app, resources, outbox_max_attempts=3):
         yield
+
+
+def retrying_quickly(
+    app: FastAPI, resources: Resources, **settings: object
+) -> AbstractContextManager[JobContext]:
+    """The app's jobs retry within 50 ms meanwhile; `settings` change others too."""
+    quick = {"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
+    return jobs_using(app, settings=resources.settings.model_copy(update=quick | settings))
 
 
 async def only_message(db: AsyncSession) -> OutboxMessage:
@@ -275,14 +278,11 @@ async def test_a_refusal_for_now_is_retried_and_one_for_good_is_dead_at_once(
     """RFC 5321 4.2.1: a 4yz reply is worth another attempt, a 5yz one is the answer every
     attempt will get (an HTTP API: 503 against 400). A message refused for good is dead
     after that attempt, its retry budget unspent."""
-    settings = resources.settings.model_copy(
-        update={"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
-    )
-    assert settings.outbox_max_attempts > 3
     mailer.send_welcome(db_session, "ada@example.com", "https://app.example.com/v?token=7")
     await db_session.commit()
     dead_before = dead_outcomes()
-    with jobs_using(app, settings=settings):
+    with retrying_quickly(app, resources) as context:
+        assert context.settings.outbox_max_attempts > 3
         refuse_recipients(False)
         await tasks()
         await relay_when_due(app)
@@ -370,7 +370,7 @@ async def test_a_message_whose_token_stopped_working_is_never_sent(
     back, only the newer link goes out (issuing it ended the older token, whatever order
     the two messages were written in). A link revoked meanwhile (every session ended, a
     password changed) is not sent either; a link of another purpose is untouched."""
-    cache, settings = resources.cache, resources.settings
+    cache = resources.cache
     ada, bob = uuid.uuid4(), uuid.uuid4()
 
     async def issue_reset(user_id: uuid.UUID) -> str:
@@ -379,12 +379,7 @@ async def test_a_message_whose_token_stopped_working_is_never_sent(
     def send_reset(to_email: str, token: str) -> None:
         mailer.send_password_reset(db_session, to_email, f"https://x.example/r?t={token}", token)
 
-    with jobs_using(
-        app,
-        settings=settings.model_copy(
-            update={"outbox_retry_base_seconds": 0.05, "outbox_retry_max_seconds": 0.05}
-        ),
-    ):
+    with retrying_quickly(app, resources):
         refuse_recipients(False)
         older, newer = await issue_reset(ada), await issue_reset(ada)
         send_reset("ada@example.com", newer)  # written in the other order, as two requests
