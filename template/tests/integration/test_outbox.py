@@ -300,7 +300,7 @@ async def test_a_refusal_for_now_is_retried_and_one_for_good_is_dead_at_once(
     assert outbox == []
 
 
-async def test_a_message_whose_link_expires_while_it_waits_is_dead_and_never_sent(
+async def test_a_message_whose_link_expires_while_it_waits_is_expired_and_never_sent(
     app: FastAPI,
     mailer: MailService,
     tasks: BackgroundTasks,
